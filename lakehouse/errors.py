@@ -1,0 +1,41 @@
+"""The core's error hierarchy.
+
+Every failure the core reports to a caller is one of these. Each edge (Flight, HTTP)
+maps them to its protocol exactly once, so a rule such as "a name clash is a conflict"
+lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+
+class LakehouseError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    def __init__(self, message: str, detail: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidInput(LakehouseError):
+    """The caller sent something the core will not accept (bad name, bad CSV, bad SQL)."""
+
+
+class NotFound(LakehouseError):
+    """A dataset, object or statement that does not exist."""
+
+
+class Conflict(LakehouseError):
+    """The request clashes with current state (name taken with another schema, lost race)."""
+
+
+class TooLarge(InvalidInput):
+    """A body or object over a configured size bound."""
+
+
+class Unavailable(LakehouseError):
+    """A dependency (object storage) cannot be reached; the request may succeed later."""
+
+
+class ConfigError(LakehouseError):
+    """The configuration or secrets cannot be loaded; raised at start, never later."""
