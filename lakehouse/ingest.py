@@ -1,0 +1,220 @@
+"""Ingest: a stream of Arrow record batches becomes Parquet objects and one catalog commit.
+
+Batches are regrouped into row groups of `ingest.row_group_rows` rows (large enough for
+DuckDB to scan in parallel, whatever batch size the client sent) and written to a local spool
+file; past `ingest.max_object_bytes` the object is uploaded and a new one begun. Memory is
+bounded by one row group. Nothing is visible until the catalog commit at the end; on any
+failure every object written so far is deleted, so a bad or broken stream leaves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lakehouse.cache import ObjectCache
+from lakehouse.catalog import MODES, Catalog, DataObject, Manifest, first_difference, new_object_key, schema_fingerprint, validate_name
+from lakehouse.config import IngestConfig
+from lakehouse.errors import Conflict, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestResult:
+    name: str
+    dataset_id: str
+    mode: str
+    rows: int
+    objects: list[DataObject]
+    bytes: int
+    schema: pa.Schema
+    seconds: float
+    manifest: Manifest
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dataset_id": self.dataset_id,
+            "mode": self.mode,
+            "rows": self.rows,
+            "objects": [{"key": o.key, "size": o.size, "row_count": o.row_count} for o in self.objects],
+            "bytes": self.bytes,
+            "schema": [{"name": f.name, "type": str(f.type)} for f in self.schema],
+            "seconds": round(self.seconds, 4),
+            "notes": self.notes,
+            "manifest": self.manifest.to_json(),
+        }
+
+
+@dataclass
+class _Written:
+    obj: DataObject
+    path: str
+    schema: pa.Schema
+
+
+class _ObjectWriter:
+    """Writes row groups into a sequence of Parquet objects, uploading each as it fills."""
+
+    def __init__(self, name: str, catalog: Catalog, cache: ObjectCache, config: IngestConfig) -> None:
+        self.name = name
+        self.store = catalog.store
+        self.cache = cache
+        self.config = config
+        self.written: list[_Written] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._spool: Path | None = None
+        self._schema: pa.Schema | None = None
+        self._rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if self._schema is not None and not batch.schema.equals(self._schema):
+            self._flush(final=True)
+            self._finish_object()
+        self._schema = batch.schema
+        if batch.num_rows == 0:
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= self.config.row_group_rows:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._pending_rows:
+            return
+        assert self._schema is not None
+        table = pa.Table.from_batches(self._pending, self._schema)
+        group = self.config.row_group_rows
+        cut = self._pending_rows if final else (self._pending_rows // group) * group
+        self._write(table.slice(0, cut))
+        rest = table.slice(cut)
+        self._pending = rest.to_batches()
+        self._pending_rows = rest.num_rows
+
+    def _write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._spool = self.cache.spool_file()
+            self._writer = pq.ParquetWriter(str(self._spool), table.schema, compression="zstd", write_statistics=True)
+            self._rows = 0
+        self._writer.write_table(table, row_group_size=self.config.row_group_rows)
+        self._rows += table.num_rows
+        if self._spool is not None and self._spool.stat().st_size >= self.config.max_object_bytes:
+            self._finish_object()
+
+    def _finish_object(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        spool, self._spool = self._spool, None
+        assert spool is not None and self._schema is not None
+        self.written.append(self._upload(spool, self._rows, self._schema))
+
+    def _upload(self, spool: Path, rows: int, schema: pa.Schema) -> _Written:
+        key = new_object_key(self.name)
+        try:
+            info = self.store.put_file(key, str(spool))
+        except BaseException:
+            spool.unlink(missing_ok=True)
+            raise
+        return _Written(DataObject(key, info.size, rows), self.cache.adopt(key, spool), schema)
+
+    def close(self) -> pa.Schema | None:
+        """Write what is pending and return the schema of the last batch (the widest)."""
+        self._flush(final=True)
+        self._finish_object()
+        return self._schema
+
+    def unify(self, schema: pa.Schema) -> None:
+        """Rewrite objects written before a column was widened, so every object has `schema`."""
+        for i, w in enumerate(self.written):
+            if w.schema.equals(schema):
+                continue
+            spool = self.cache.spool_file()
+            source = pq.ParquetFile(w.path)
+            with pq.ParquetWriter(str(spool), schema, compression="zstd", write_statistics=True) as out:
+                for g in range(source.num_row_groups):
+                    out.write_table(source.read_row_group(g).cast(schema), row_group_size=self.config.row_group_rows)
+            self._discard(w)
+            self.written[i] = self._upload(spool, w.obj.row_count, schema)
+
+    def _discard(self, w: _Written) -> None:
+        self.store.delete(w.obj.key)
+        if self.store.local_path(w.obj.key) is None:
+            self.cache.evict(w.obj.key)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._spool is not None:
+            self._spool.unlink(missing_ok=True)
+        for w in self.written:
+            try:
+                self._discard(w)
+            except Exception:  # gc collects what cannot be deleted now
+                log.warning("could not delete %s after a failed ingest; gc will", w.obj.key)
+        self.written.clear()
+
+
+def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None) -> None:
+    """Refuse a doomed ingest before any byte is written (the commit checks again, atomically)."""
+    validate_name(name)
+    if mode not in MODES:
+        raise InvalidInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
+    existing = catalog.find(name)
+    if mode == "create" and existing is not None:
+        raise Conflict(f"dataset {name!r} already exists")
+    if mode == "append" and existing is None:
+        raise NotFound(f"dataset {name!r} not found: cannot append")
+    if mode in ("append", "create_append") and existing is not None and schema is not None:
+        if existing.schema_fingerprint != schema_fingerprint(schema):
+            raise InvalidInput(f"cannot append to {name!r}: {first_difference(existing.schema, schema)}")
+
+
+def write_batches(
+    catalog: Catalog,
+    cache: ObjectCache,
+    config: IngestConfig,
+    name: str,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    mode: str = "create",
+    notes: dict[str, Any] | None = None,
+) -> IngestResult:
+    """Write `batches` as dataset `name` and commit it. `batches` may widen `schema` as it goes."""
+    started = time.perf_counter()
+    check_mode(catalog, name, mode, None)
+    writer = _ObjectWriter(name, catalog, cache, config)
+    try:
+        for batch in batches:
+            writer.add(batch)
+        final = writer.close() or schema
+        writer.unify(final)
+        objects = [w.obj for w in writer.written]
+        manifest = catalog.commit(name, final, objects, mode)
+    except BaseException:
+        writer.abort()
+        raise
+    return IngestResult(
+        name=name,
+        dataset_id=manifest.dataset_id,
+        mode=mode,
+        rows=sum(o.row_count for o in objects),
+        objects=objects,
+        bytes=sum(o.size for o in objects),
+        schema=final,
+        seconds=time.perf_counter() - started,
+        manifest=manifest,
+        notes=notes if notes is not None else {},
+    )
