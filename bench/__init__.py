@@ -1,0 +1,1 @@
+"""Benchmarks and benchmark fixtures for lakehouse."""

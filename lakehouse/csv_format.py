@@ -1,0 +1,698 @@
+"""CSV bytes in, Arrow record batches out, with type inference that never corrupts a value.
+
+The body of a CSV ingest can be gigabytes arriving over HTTP, so nothing here reads it whole:
+Arrow's streaming CSV reader parses it block by block (`BLOCK_SIZE`, large so that the
+Parquet writer gets large batches) and a small adapter (`_Input`) feeds it from the caller's
+file object, counts bytes against `max_bytes` and applies back-pressure (see `_Input`).
+
+Every column is first parsed as *string*: that is the only way to look at the values before
+committing to a type, and it keeps the original text at hand for when a guess proves wrong.
+Arrow is set up so that an empty unquoted field is NULL while a quoted empty field `""` is the
+empty string, the distinction a CSV can express. Types are then inferred from the first
+`sample_rows` rows and each batch is converted with `pyarrow.compute` casts plus a few cheap
+vectorised checks for the inputs a cast would accept but mangle (`007` -> 7, `0x1F` -> 31,
+`1` -> true, `1e400` -> inf, `12345678901234567890` -> a rounded float).
+
+When a later batch holds a value the column's type cannot represent exactly, the column is
+*widened* (int64 -> float64 -> string; bool, date32 and timestamp -> string) from that batch
+on, instead of failing the ingest or altering the value. The schema returned up front is the
+one inferred from the sample (and any batches read with it); batches yielded later may carry a
+wider type for some columns. The caller must accept that and bring earlier batches up to the
+final schema (ingest rewrites the objects it wrote before: `_ObjectWriter.unify`).
+`CsvNotes.widened` tells which columns widened, and is complete once the iterator is exhausted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from lakehouse.errors import InvalidInput, TooLarge
+
+__all__ = ["CsvNotes", "read_csv_batches", "BLOCK_SIZE"]
+
+BLOCK_SIZE = 8 << 20
+"""Bytes Arrow parses at a time; one block becomes one record batch (~tens of thousands of rows)."""
+
+_READ_AHEAD = 2
+_USE_THREADS = True
+"""Blocks Arrow may read beyond the one it is parsing. Arrow itself would queue up to 32."""
+
+_STALL_SECONDS = 0.25
+"""How long a reader held back by back-pressure waits while the consumer is itself waiting
+for a batch before it reads anyway: a row larger than a block needs more blocks than usual."""
+
+_MAX_HEADER_BYTES = BLOCK_SIZE
+_PEEK_BYTES = 64 << 10
+
+_FLOAT_EXACT_INT = 2**53  # integers above this magnitude are not all representable as float64
+_TIMESTAMP_UNIT = "us"
+
+_INT_RE = re.compile(r"-?[0-9]+")
+_FLOAT_RE = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE_WORDS = ("nan", "inf", "infinity", "-inf", "-infinity", "+inf", "+infinity", "-nan", "+nan")
+_LEADING_ZERO_RE = re.compile(r"[+-]?0[0-9]")
+_LEADING_ZERO_PATTERN = r"^[+-]?0[0-9]"
+_BOOL_WORDS = ("true", "false")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+_BAD_ROW_RE = re.compile(r"Expected (\d+) columns, got (\d+)")
+_UTF8_COLUMN_RE = re.compile(r"In CSV column #(\d+): CSV conversion error to string: invalid UTF8")
+
+_TYPE_NAMES = {
+    pa.int64(): "int64",
+    pa.float64(): "float64",
+    pa.bool_(): "bool",
+    pa.date32(): "date32",
+    pa.timestamp(_TIMESTAMP_UNIT): f"timestamp[{_TIMESTAMP_UNIT}]",
+    pa.timestamp(_TIMESTAMP_UNIT, tz="UTC"): f"timestamp[{_TIMESTAMP_UNIT}, UTC]",
+    pa.string(): "string",
+}
+
+
+@dataclass
+class CsvNotes:
+    """What inference decided, returned to the user in the ingest result.
+
+    The user did not choose the types, so they are told where the guess was weak: columns kept
+    as string although their sample looked typed (or was empty), and columns whose type had to
+    widen after the sample because a later value did not fit.
+    """
+
+    string_fallback: list[str] = field(default_factory=list)
+    """Columns kept as string because the sample was empty, ambiguous (values of mixed kinds,
+    integers too large for int64 or float64, mixed time zones) or had leading zeros."""
+    widened: dict[str, str] = field(default_factory=dict)
+    """Column -> final type name, for columns widened after the sample. The same object is
+    mutated while batches are produced: complete once the iterator is exhausted."""
+
+
+def read_csv_batches(source: BinaryIO, sample_rows: int = 1000, max_bytes: int | None = None) -> tuple[pa.Schema, Iterator[pa.RecordBatch], CsvNotes]:
+    """Parse a CSV stream into Arrow batches, inferring column types from the first rows.
+
+    `source` is read incrementally, a block at a time; memory stays within a few blocks
+    whatever the size of the input. More than `max_bytes` bytes of input raises `TooLarge`.
+
+    The first line is the header: column names, which must be non-empty and unique (compared
+    case-insensitively, as DuckDB does). Returns `(schema, batches, notes)`: `schema` is the
+    schema inferred from the first `sample_rows` rows; a batch from `batches` may have a WIDER
+    type for a column than `schema` or than the batches before it (see the module docstring);
+    the caller unifies. `notes` is filled in as the batches are produced.
+
+    Raises `InvalidInput` for an empty body, a bad header, a row with the wrong number of
+    fields (naming its line) or invalid UTF-8, here or while iterating.
+    """
+    sample_rows = max(1, sample_rows)
+    inp = _Input(source, max_bytes)
+    try:
+        width = inp.header_width()
+        stream = _BatchStream(inp, width, sample_rows)
+    except BaseException:
+        inp.close()
+        raise
+    return stream.schema, stream, stream.notes
+
+
+# -- input -------------------------------------------------------------------------------------
+
+
+class _Input:
+    """The caller's stream as the file object Arrow's CSV reader reads from.
+
+    Arrow reads on a background IO thread and, unchecked, queues up to 32 blocks ahead of the
+    consumer (256 MiB at 8 MiB a block) whenever the consumer is slower than the network, as it
+    is while it uploads objects. So `read` holds the IO thread back until the consumer has
+    taken enough batches (one block makes one batch). It also fills each block completely
+    (a socket hands out small pieces; a small block would make a small batch), counts bytes
+    against `max_bytes`, and keeps the last few blocks so that an error can be located by line
+    (Arrow's streaming reader does not number rows).
+    """
+
+    def __init__(self, source: BinaryIO, max_bytes: int | None) -> None:
+        self._source = source
+        self._max_bytes = max_bytes
+        self._pending = b""  # peeked while looking at the header, served first
+        self.total = 0
+        self.closed = False
+        self.error: BaseException | None = None
+        self._cond = threading.Condition()
+        self._blocks = 0
+        self._consumed = 0
+        self._waiting = False
+        self._window: deque[tuple[int, bytes]] = deque()
+        self._lines_before_window = 0
+        self._window_at_start = True
+
+    # file protocol used by pa.PythonFile
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._window.clear()
+            self._cond.notify_all()
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            self._hold_back()
+            if self.closed:
+                return b""
+            data = self._fill(size if size is not None and size >= 0 else BLOCK_SIZE)
+            with self._cond:
+                self._window.append((self._blocks, data))
+                self._blocks += 1
+                self._evict()
+            return data
+        except BaseException as exc:
+            # Kept so the consumer re-raises the original, not Arrow's wrapping of it.
+            if self.error is None:
+                self.error = exc
+            raise
+
+    def _hold_back(self) -> None:
+        with self._cond:
+            while not self.closed and self._blocks >= self._consumed + 1 + _READ_AHEAD:
+                seen = self._consumed
+                if not self._cond.wait(_STALL_SECONDS) and self._waiting and self._consumed == seen:
+                    return  # Arrow needs more than the usual blocks for the batch it owes
+
+    def _fill(self, size: int) -> bytes:
+        parts: list[bytes] = []
+        have = 0
+        if self._pending:
+            parts.append(self._pending[:size])
+            self._pending = self._pending[size:]
+            have = len(parts[0])
+        while have < size:
+            chunk = self._source.read(size - have)
+            if not chunk:
+                break
+            chunk = bytes(chunk)
+            self._count(len(chunk))
+            parts.append(chunk)
+            have += len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _count(self, n: int) -> None:
+        self.total += n
+        if self._max_bytes is not None and self.total > self._max_bytes:
+            raise TooLarge(f"CSV body larger than {self._max_bytes} bytes", {"max_bytes": self._max_bytes})
+
+    def _evict(self) -> None:
+        # The batch being parsed starts at the earliest in the block before its own (its first
+        # row may straddle), and its own block is at least the batch's index.
+        while self._window and self._window[0][0] < self._consumed - 1:
+            _, old = self._window.popleft()
+            self._lines_before_window += old.count(b"\n")
+            self._window_at_start = False
+
+    # consumer side
+    def begin_wait(self) -> None:
+        with self._cond:
+            self._waiting = True
+            self._cond.notify_all()
+
+    def end_wait(self, got_batch: bool) -> None:
+        with self._cond:
+            self._waiting = False
+            if got_batch:
+                self._consumed += 1
+            self._cond.notify_all()
+
+    # header
+    def header_width(self) -> int:
+        """An upper bound on the number of fields in the header row, from the raw bytes.
+
+        Arrow is told to type every column as string by name, before it has read the names;
+        with generated names (f0, f1, ...) a bound on their count is enough. The header record
+        ends at the first line break outside quotes (an even number of quotes before it).
+        """
+        buf = b""
+        start = 0
+        while True:
+            chunk = self._source.read(_PEEK_BYTES)
+            if chunk:
+                chunk = bytes(chunk)
+                self._count(len(chunk))
+                buf += chunk
+            eof = not chunk
+            if start == 0 and buf.startswith(b"\xef\xbb\xbf"):
+                start = 3
+            while start < len(buf) and buf[start] in b"\r\n":  # Arrow skips empty lines
+                start += 1
+            end = _record_end(buf, start)
+            if end is not None or eof:
+                break
+            if len(buf) > _MAX_HEADER_BYTES:
+                raise InvalidInput(f"CSV header row longer than {_MAX_HEADER_BYTES} bytes")
+        self._pending = buf
+        if start >= len(buf):
+            raise InvalidInput("empty CSV")
+        return buf.count(b",", start, len(buf) if end is None else end) + 1
+
+    # locating errors
+    def _window_bytes(self) -> tuple[bytes, int, bool]:
+        with self._cond:
+            data = b"".join(d for _, d in self._window)
+            return data, self._lines_before_window, self._window_at_start
+
+    def line_of_row(self, text: str) -> int | None:
+        """The 1-based line where the raw row `text` starts, if it is in the kept blocks."""
+        data, lines, at_start = self._window_bytes()
+        needle = text.encode("utf-8", "surrogateescape")
+        pos = data.find(needle)
+        while pos >= 0:
+            end = pos + len(needle)
+            starts_line = data[pos - 1 : pos] in (b"\n", b"\r") if pos > 0 else at_start
+            if at_start and pos == 3 and data.startswith(b"\xef\xbb\xbf"):
+                starts_line = True
+            if starts_line and (end == len(data) or data[end : end + 1] in (b"\r", b"\n")):
+                return lines + data.count(b"\n", 0, pos) + 1
+            pos = data.find(needle, pos + 1)
+        return None
+
+    def line_of_bad_utf8(self) -> int | None:
+        """The 1-based line of the first invalid UTF-8 byte in the kept blocks, if any."""
+        data, lines, at_start = self._window_bytes()
+        skip = 0
+        if not at_start:  # the kept blocks may begin inside a multi-byte character
+            while skip < 3 and skip < len(data) and 0x80 <= data[skip] <= 0xBF:
+                skip += 1
+        try:
+            data[skip:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data" and exc.end >= len(data) - skip:
+                return None  # a character cut at the end of what was read so far
+            return lines + data.count(b"\n", 0, skip + exc.start) + 1
+        return None
+
+
+def _record_end(buf: bytes, start: int) -> int | None:
+    """Offset of the line break ending the record that starts at `start`, or None if unseen."""
+    pos = start
+    quotes = 0
+    while True:
+        cr = buf.find(b"\r", pos)
+        lf = buf.find(b"\n", pos)
+        brk = min(p for p in (cr, lf) if p >= 0) if cr >= 0 or lf >= 0 else -1
+        if brk < 0:
+            return None
+        quotes += buf.count(b'"', pos, brk)
+        if quotes % 2 == 0:
+            return brk
+        pos = brk + 1
+
+
+# -- types -------------------------------------------------------------------------------------
+
+
+_INT = pa.int64()
+_FLOAT = pa.float64()
+_BOOL = pa.bool_()
+_DATE = pa.date32()
+_TS = pa.timestamp(_TIMESTAMP_UNIT)
+_TS_UTC = pa.timestamp(_TIMESTAMP_UNIT, tz="UTC")
+_STRING = pa.string()
+
+
+def _infer(values: list[str]) -> tuple[pa.DataType, bool]:
+    """The narrowest type that holds every sample value exactly, and whether string is a fallback.
+
+    Order: int64, float64, bool, date32, timestamp, string. A fallback is a column kept as
+    string although its values looked typed (or there were none): the user should know.
+    """
+    if not values:
+        return _STRING, True
+    ints = floats = bools = dates = stamps = zoned = looked_typed = 0
+    leading_zero = False
+    for v in values:
+        lower = v.lower()
+        if _INT_RE.fullmatch(v):
+            ints += 1
+            leading_zero = leading_zero or bool(_LEADING_ZERO_RE.match(v))
+        elif _FLOAT_RE.fullmatch(v):
+            floats += 1
+            leading_zero = leading_zero or bool(_LEADING_ZERO_RE.match(v))
+        elif lower in _NONFINITE_WORDS:
+            floats += 1
+        elif lower in _BOOL_WORDS:
+            bools += 1
+        elif _DATE_RE.fullmatch(v):
+            dates += 1
+        else:
+            m = _TIMESTAMP_RE.fullmatch(v)
+            if m is None:
+                continue
+            stamps += 1
+            zoned += m.group(1) is not None
+        looked_typed += 1
+    n = len(values)
+    if looked_typed < n:  # some value is plain text: ambiguous if most were not
+        return _STRING, looked_typed * 2 > n
+    if ints + floats == n:
+        if leading_zero:
+            return _STRING, True
+        if ints == n:
+            if all(-(2**63) <= int(v) < 2**63 for v in values):
+                return _INT, False
+            return _STRING, True  # beyond int64: as float it would lose digits
+        if not any(_FLOAT_RE.fullmatch(v) or _INT_RE.fullmatch(v) for v in values):
+            return _STRING, True  # only nan/inf words
+        if all(_float_exact(v) for v in values):
+            return _FLOAT, False
+        return _STRING, True
+    if bools == n:
+        return _BOOL, False
+    if dates + stamps == n:
+        if stamps == 0:
+            target = _DATE
+        elif zoned == n:
+            target = _TS_UTC
+        elif zoned == 0:
+            target = _TS  # a date alone is that day's midnight
+        else:
+            return _STRING, True  # some with a zone, some without
+        try:
+            pc.cast(pa.array(values, _STRING), target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _STRING, True  # 2024-02-30, 25:00, more than microseconds...
+        return target, False
+    return _STRING, True  # a mix of kinds
+
+
+def _float_exact(text: str) -> bool:
+    """Whether float64 keeps what `text` says: integers exactly, no overflow to infinity."""
+    lower = text.lower()
+    if lower in _NONFINITE_WORDS:
+        return True
+    value = float(text)
+    if math.isinf(value):
+        return False
+    if _INT_RE.fullmatch(text) and abs(value) >= _FLOAT_EXACT_INT:
+        return int(text) == int(value)
+    return True
+
+
+def _any(mask: pa.Array) -> bool:
+    return bool(pc.any(mask, min_count=0).as_py())
+
+
+def _starts_long(s: pa.Array, prefix: str, min_len: int) -> bool:
+    """Whether a value starts with `prefix` and is at least `min_len` bytes long."""
+    hits = pc.starts_with(s, prefix)
+    if not _any(hits):
+        return False
+    return bool(pc.max(pc.binary_length(pc.filter(s, hits))).as_py() >= min_len)
+
+
+def _has_leading_zero(s: pa.Array) -> bool:
+    """Whether a number is written with a leading zero (007, -01.5): such text is a code, not a
+    number, and a number would drop the zeros. Only values starting with 0 get the regex."""
+    for prefix in ("0", "-0", "+0"):
+        hits = pc.starts_with(s, prefix)
+        if _any(hits) and _any(pc.match_substring_regex(pc.filter(s, hits), _LEADING_ZERO_PATTERN)):
+            return True
+    return False
+
+
+def _to_int(s: pa.Array) -> pa.Array | None:
+    try:
+        v = pc.cast(s, _INT)
+    except pa.ArrowInvalid:
+        return None  # not an integer, or beyond int64
+    # The cast also reads 007 as 7 and 0x1F as 31 (and -0 as 0): all start with 0 or -0.
+    if _starts_long(s, "0", 2) or _starts_long(s, "-0", 2):
+        return None
+    return v
+
+
+def _to_float(s: pa.Array) -> pa.Array | None:
+    try:
+        v = pc.cast(s, _FLOAT)
+    except pa.ArrowInvalid:
+        return None
+    if _has_leading_zero(s):
+        return None
+    # Infinity is either written so or an overflow (1e400), and past 2**53 float64 no longer
+    # holds every integer: such rare values get a closer look. (NaN only comes from "nan".)
+    bounds = pc.min_max(v)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is None or (-_FLOAT_EXACT_INT < lo and hi < _FLOAT_EXACT_INT):
+        return v
+    suspect = pc.or_kleene(pc.is_inf(v), pc.greater_equal(pc.abs(v), _FLOAT_EXACT_INT))
+    texts = pc.filter(s, suspect)
+    words = pc.is_in(pc.utf8_lower(texts), value_set=pa.array(_NONFINITE_WORDS))
+    for text in pc.filter(texts, pc.invert(words)).to_pylist():
+        if not _float_exact(text):
+            return None
+    return v
+
+
+def _to_bool(s: pa.Array) -> pa.Array | None:
+    # Arrow also reads 1 and 0 as booleans: in a CSV those are integers, so they do not fit.
+    shortest = pc.min(pc.binary_length(s)).as_py()
+    if shortest is not None and shortest < 4:
+        return None
+    try:
+        return pc.cast(s, _BOOL)
+    except pa.ArrowInvalid:
+        return None
+
+
+def _to_temporal(s: pa.Array, target: pa.DataType) -> pa.Array | None:
+    try:
+        return pc.cast(s, target)
+    except pa.ArrowInvalid:
+        return None
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+class _BatchStream:
+    """The iterator of converted batches; constructing it reads the header and the sample.
+
+    A class rather than a generator so that dropping it unread still releases Arrow's IO
+    thread, which may be parked in back-pressure (`close`, also run by `__del__`).
+    """
+
+    def __init__(self, inp: _Input, width: int, sample_rows: int) -> None:
+        self._inp = inp
+        self._row_errors: list[pacsv.InvalidRow] = []
+        self._names: list[str] = []
+        self._done = False
+        self.notes = CsvNotes()
+        self._reader = self._open(width)
+        self._check_generated(width)
+        buffered = self._read_sample(sample_rows)
+        sample = pa.Table.from_batches(buffered, self._raw_schema).slice(0, sample_rows) if buffered else None
+        self._types: list[pa.DataType] = []
+        for i, name in enumerate(self._names):
+            values = [] if sample is None else [v for v in sample.column(i).to_pylist() if v is not None]
+            t, fallback = _infer(values)
+            self._types.append(t)
+            if fallback:
+                self.notes.string_fallback.append(name)
+        self._int_max_abs = [0] * len(self._names)
+        # Convert what was read with the sample now, so widening it forces costs no rewrite.
+        converted = [self._convert(b) for b in buffered]
+        while converted and any(not c.schema.equals(self.schema) for c in converted):
+            converted = [self._convert(b) for b in buffered]
+        self._ready: deque[pa.RecordBatch] = deque(converted)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema([pa.field(n, t) for n, t in zip(self._names, self._types)])
+
+    # reading
+    def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
+        self._row_errors.append(row)
+        return "error"
+
+    def _open(self, width: int) -> pacsv.CSVStreamingReader:
+        names = [f"f{i}" for i in range(width)]
+        read = pacsv.ReadOptions(block_size=BLOCK_SIZE, autogenerate_column_names=True, use_threads=_USE_THREADS)
+        parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._on_invalid_row)
+        convert = pacsv.ConvertOptions(
+            column_types={n: _STRING for n in names},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+        )
+        self._inp.begin_wait()
+        try:
+            return pacsv.open_csv(pa.PythonFile(self._inp, mode="r"), read_options=read, parse_options=parse, convert_options=convert)
+        except (pa.ArrowInvalid, pa.ArrowIOError) as exc:
+            raise self._translate(exc) from None
+        finally:
+            self._inp.end_wait(False)
+
+    def _check_generated(self, width: int) -> None:
+        raw = self._reader.schema
+        if any(not t.equals(_STRING) for t in raw.types) or len(raw) > width:
+            raise InvalidInput("cannot parse the CSV header row: are its quotes balanced?")
+        self._raw_schema = raw
+
+    def _next_raw(self) -> pa.RecordBatch | None:
+        self._inp.begin_wait()
+        got = False
+        try:
+            batch = self._reader.read_next_batch()
+            got = True
+            return batch
+        except StopIteration:
+            return None
+        except (pa.ArrowInvalid, pa.ArrowIOError) as exc:
+            raise self._translate(exc) from None
+        finally:
+            self._inp.end_wait(got)
+
+    def _translate(self, exc: Exception) -> BaseException:
+        if self._inp.error is not None:
+            return self._inp.error
+        message = str(exc)
+        if "Empty CSV file" in message:
+            return InvalidInput("empty CSV")
+        if self._row_errors:
+            row = self._row_errors[0]
+            line = self._inp.line_of_row(row.text)
+            where = f"line {line}" if line is not None else "a row"
+            text = row.text if len(row.text) <= 200 else row.text[:200] + "..."
+            return InvalidInput(
+                f"CSV {where}: expected {row.expected_columns} fields (as in the header), got {row.actual_columns}: {text!r}",
+                {"line": line, "expected": row.expected_columns, "got": row.actual_columns},
+            )
+        m = _UTF8_COLUMN_RE.search(message)
+        if m is not None:
+            index = int(m.group(1))
+            column = f" in column {self._names[index]!r}" if index < len(self._names) else f" in column {index + 1}"
+            line = self._inp.line_of_bad_utf8()
+            where = f" at line {line}" if line is not None else ""
+            return InvalidInput(f"CSV is not valid UTF-8{where}{column}", {"line": line})
+        m = _BAD_ROW_RE.search(message)
+        if m is not None:
+            return InvalidInput(f"CSV row with {m.group(2)} fields, expected {m.group(1)}: {message}")
+        return InvalidInput(f"malformed CSV: {message}")
+
+    def _read_sample(self, sample_rows: int) -> list[pa.RecordBatch]:
+        first = self._next_raw()
+        while first is not None and first.num_rows == 0:  # a block of blank lines
+            first = self._next_raw()
+        if first is None:
+            raise InvalidInput("empty CSV")
+        self._names = self._header(first)
+        buffered = [first.slice(1)] if first.num_rows > 1 else []
+        rows = first.num_rows - 1
+        while rows < sample_rows:
+            batch = self._next_raw()
+            if batch is None:
+                self._done = True
+                break
+            if batch.num_rows:
+                buffered.append(batch)
+                rows += batch.num_rows
+        return buffered
+
+    def _header(self, first: pa.RecordBatch) -> list[str]:
+        names = [first.column(i)[0].as_py() for i in range(first.num_columns)]
+        empty = [str(i + 1) for i, n in enumerate(names) if n is None or n.strip() == ""]
+        if empty:
+            raise InvalidInput(f"CSV header has an empty column name (column {', '.join(empty)})")
+        seen: dict[str, str] = {}
+        clashes: list[str] = []
+        for n in names:
+            key = n.lower()
+            if key in seen:
+                clashes.append(f"{seen[key]!r} and {n!r}" if seen[key] != n else repr(n))
+            else:
+                seen[key] = n
+        if clashes:
+            raise InvalidInput(f"CSV header has duplicate column names (compared ignoring case): {', '.join(clashes)}")
+        return names
+
+    # converting
+    def _convert(self, raw: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = [self._column(i, raw.column(i)) for i in range(len(self._names))]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _column(self, i: int, s: pa.Array) -> pa.Array:
+        t = self._types[i]
+        if t == _STRING:
+            return s
+        if t == _INT:
+            v = _to_int(s)
+            if v is not None:
+                lo_hi = pc.min_max(v)
+                lo, hi = lo_hi["min"].as_py(), lo_hi["max"].as_py()
+                if lo is not None:
+                    self._int_max_abs[i] = max(self._int_max_abs[i], abs(lo), abs(hi))
+                return v
+            if self._int_max_abs[i] < _FLOAT_EXACT_INT:  # earlier values stay exact as floats
+                v = _to_float(s)
+                if v is not None:
+                    self._widen(i, _FLOAT)
+                    return v
+        elif t == _FLOAT:
+            v = _to_float(s)
+            if v is not None:
+                return v
+        elif t == _BOOL:
+            v = _to_bool(s)
+            if v is not None:
+                return v
+        else:
+            v = _to_temporal(s, t)
+            if v is not None:
+                return v
+        self._widen(i, _STRING)
+        return s  # the original text of every value
+
+    def _widen(self, i: int, t: pa.DataType) -> None:
+        self._types[i] = t
+        self.notes.widened[self._names[i]] = _TYPE_NAMES[t]
+
+    # iteration
+    def __iter__(self) -> "_BatchStream":
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            if self._done:
+                self.close()
+                raise StopIteration
+            try:
+                raw = self._next_raw()
+            except BaseException:
+                self.close()
+                raise
+            if raw is None:
+                self._done = True
+            elif raw.num_rows:
+                return self._convert(raw)
+
+    def close(self) -> None:
+        """Stop reading: unblocks Arrow's IO thread and drops the kept blocks."""
+        self._done = True
+        self._ready.clear()
+        self._inp.close()
+
+    def __del__(self) -> None:
+        try:
+            self._inp.close()
+        except Exception:
+            pass

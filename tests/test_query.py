@@ -1,0 +1,180 @@
+"""Query: DuckDB over the catalogued datasets, views kept in step with the catalog, the sandbox."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import pyarrow as pa
+import pytest
+
+from lakehouse.catalog import Catalog
+from lakehouse.config import Config
+from lakehouse.errors import InvalidInput
+from lakehouse.lake import Lake
+from tests.conftest import MINIO_SECRETS
+
+
+@pytest.fixture
+def workers(lake: Lake) -> Lake:
+    roles = ["dev", "ops", "qa"]
+    states = ["IL", "CA", "IL", "NY"]
+    n = 10_000
+    data = pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "role": pa.array([roles[i % 3] for i in range(n)]),
+            "state": pa.array([states[i % 4] for i in range(n)]),
+            "rate": pa.array([float(i % 50) for i in range(n)]),
+        }
+    )
+    lake.ingest_arrow("workers", data.to_reader(max_chunksize=1000))
+    lake.ingest_arrow("roles", pa.table({"role": ["dev", "ops", "qa"], "title": ["Developer", "Operator", "Tester"]}).to_reader())
+    return lake
+
+
+def rows(lake: Lake, sql: str) -> list[dict[str, object]]:
+    return lake.query(sql).read_all().to_pylist()
+
+
+def test_count_and_group_by(workers: Lake) -> None:
+    assert rows(workers, "SELECT count(*) AS n FROM workers") == [{"n": 10_000}]
+    got = rows(workers, "SELECT role, count(*) AS n FROM workers WHERE state = 'IL' GROUP BY role ORDER BY role")
+    expected: dict[str, int] = {}
+    for i in range(10_000):
+        if ["IL", "CA", "IL", "NY"][i % 4] == "IL":
+            role = ["dev", "ops", "qa"][i % 3]
+            expected[role] = expected.get(role, 0) + 1
+    assert got == [{"role": r, "n": expected[r]} for r in sorted(expected)]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH il AS (SELECT * FROM workers WHERE state = 'IL') SELECT count(*) FROM il",
+        "SELECT id, rank() OVER (PARTITION BY role ORDER BY rate DESC) FROM workers LIMIT 5",
+        "SELECT r.title, count(*) FROM workers w JOIN roles r USING (role) GROUP BY ALL",
+        "DESCRIBE workers",
+        "SUMMARIZE workers",
+        "SHOW TABLES",
+        "EXPLAIN SELECT * FROM workers",
+        "FROM workers LIMIT 1",
+        "SELECT * FROM workers QUALIFY row_number() OVER (PARTITION BY role ORDER BY id) = 1",
+    ],
+)
+def test_analytical_sql_works(workers: Lake, sql: str) -> None:
+    assert workers.query(sql).read_all().num_rows > 0
+
+
+def test_results_stream_with_schema_before_rows(workers: Lake) -> None:
+    reader = workers.query("SELECT id, role FROM workers")
+    assert reader.schema.names == ["id", "role"]
+    batches = list(reader)
+    assert len(batches) >= 1 and sum(b.num_rows for b in batches) == 10_000
+    assert workers.query_schema("SELECT id, rate FROM workers") == pa.schema([("id", pa.int64()), ("rate", pa.float64())])
+
+
+def test_parameters_bind(workers: Lake) -> None:
+    assert workers.query("SELECT count(*) AS n FROM workers WHERE state = ? AND rate < ?", ["IL", 10.0]).read_all()["n"][0].as_py() == 1000
+
+
+ESCAPES = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM read_blob('/proc/self/environ')",
+    "SELECT * FROM read_parquet('s3://other-bucket/x.parquet')",
+    "SELECT * FROM read_json('http://127.0.0.1:1/x.json')",
+    "SELECT * FROM glob('/*')",
+    "COPY workers TO '/tmp/stolen.csv'",
+    "COPY (SELECT 1) TO 'out.parquet'",
+    "EXPORT DATABASE '/tmp/exported'",
+    "ATTACH '/tmp/other.duckdb' AS other",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "SET profiling_output = '/tmp/profile.json'",
+    "PRAGMA enable_profiling",
+    "RESET allowed_directories",
+    "CREATE TABLE t AS SELECT 1",
+    "CREATE OR REPLACE VIEW workers AS SELECT 1 AS x",
+    "DROP VIEW workers",
+    "INSERT INTO workers VALUES (1, 'x', 'y', 1.0)",
+    "DELETE FROM workers",
+    "UPDATE workers SET rate = 0",
+    "ALTER VIEW workers RENAME TO w2",
+    "CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')",
+    "SELECT * FROM duckdb_secrets()",
+    "CALL pragma_version()",
+    "CHECKPOINT",
+    "DETACH memory",
+    "SELECT 1; DROP VIEW workers",
+    "SELECT * FROM read_csv('" + "/tmp/../etc/passwd" + "')",
+]
+
+
+@pytest.mark.parametrize("sql", ESCAPES)
+def test_sandbox_refuses_escapes(workers: Lake, sql: str) -> None:
+    with pytest.raises(InvalidInput):
+        workers.query(sql).read_all()
+    assert rows(workers, "SELECT count(*) AS n FROM workers") == [{"n": 10_000}]
+
+
+def test_bad_sql_is_invalid_input(workers: Lake) -> None:
+    with pytest.raises(InvalidInput, match="SQL error"):
+        workers.query("SELEC nonsense")
+    with pytest.raises(InvalidInput, match="nosuchtable"):
+        workers.query("SELECT * FROM nosuchtable")
+
+
+def test_append_is_seen_by_the_next_query(workers: Lake) -> None:
+    workers.ingest_arrow("roles", pa.table({"role": ["pm"], "title": ["Manager"]}).to_reader(), mode="append")
+    assert rows(workers, "SELECT count(*) AS n FROM roles") == [{"n": 4}]
+
+
+def test_views_are_not_rebuilt_per_query(workers: Lake) -> None:
+    workers.query("SELECT 1").read_all()
+    built = dict(workers.query_engine._views)
+    workers.query("SELECT count(*) FROM workers").read_all()
+    assert workers.query_engine._views == built
+
+
+def test_another_writers_commit_is_seen_after_the_ttl(config: Config) -> None:
+    slow = dataclasses.replace(config, query=dataclasses.replace(config.query, view_ttl_seconds=0.5))
+    reader = Lake.open(slow, MINIO_SECRETS)
+    try:
+        reader.ingest_arrow("t", pa.table({"v": [1]}).to_reader())
+        assert rows(reader, "SELECT count(*) AS n FROM t") == [{"n": 1}]
+        writer = Catalog(reader.store)
+        m = reader.catalog.get("t")
+        writer.commit("t", m.schema, m.objects + m.objects, "replace")
+        time.sleep(0.6)
+        assert rows(reader, "SELECT count(*) AS n FROM t") == [{"n": 2}]
+    finally:
+        reader.close()
+
+
+def test_concurrent_queries_during_appends_never_see_half_a_commit(workers: Lake) -> None:
+    errors: list[BaseException] = []
+    counts: list[int] = []
+    stop = threading.Event()
+    batch = pa.table({"id": pa.array(range(1000), pa.int64()), "role": ["dev"] * 1000, "state": ["IL"] * 1000, "rate": [1.0] * 1000})
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                counts.append(rows(workers, "SELECT count(*) AS n FROM workers")[0]["n"])  # type: ignore[arg-type]
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(5):
+        workers.ingest_arrow("workers", batch.to_reader(), mode="append")
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert counts and all(c % 1000 == 0 and 10_000 <= c <= 15_000 for c in counts)
+    assert rows(workers, "SELECT count(*) AS n FROM workers") == [{"n": 15_000}]
