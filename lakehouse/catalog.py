@@ -240,6 +240,9 @@ class Catalog:
         `register` (create empty, or return the existing dataset of the same schema).
         """
         validate_name(name)
+        if any(not f.name for f in schema):
+            # DuckDB cannot name a view column "": the view would break every later query.
+            raise InvalidInput(f"dataset {name!r}: every column needs a non-empty name")
         if mode not in MODES + ("register",):
             raise InvalidInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
         objects = tuple(objects)

@@ -134,3 +134,25 @@ def test_two_processes_same_name_different_schema_one_wins(config: Config, store
         a_won, b_won = f"conflict {name}\n" not in out_a, f"conflict {name}\n" not in out_b
         assert a_won != b_won
         assert winner_type == (pa.int64() if a_won else pa.string())
+
+
+def test_a_crash_before_the_commit_leaves_no_dataset_and_gc_collects_it(config: Config, store: ObjectStore, tmp_path: Path) -> None:
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.crash_writer", config.storage.uri, config.storage.endpoint, str(tmp_path / "cache")],
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(store.list("datasets/"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    orphans = [o.key for o in store.list("datasets/")]
+    assert len(orphans) >= 3
+    catalog = Catalog(store)
+    assert catalog.find("crashed") is None
+    assert sorted(catalog.gc(grace_seconds=0)) == sorted(orphans)
+    assert list(store.list("datasets/")) == []
