@@ -25,12 +25,12 @@ final schema (ingest rewrites the objects it wrote before: `_ObjectWriter.unify`
 from __future__ import annotations
 
 import math
+import queue
 import re
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,11 +40,12 @@ from lakehouse.errors import InvalidInput, TooLarge
 
 __all__ = ["CsvNotes", "read_csv_batches", "BLOCK_SIZE"]
 
+_T = TypeVar("_T")
+
 BLOCK_SIZE = 8 << 20
 """Bytes Arrow parses at a time; one block becomes one record batch (~tens of thousands of rows)."""
 
-_READ_AHEAD = 2
-_USE_THREADS = True
+_READ_AHEAD = 1
 """Blocks Arrow may read beyond the one it is parsing. Arrow itself would queue up to 32."""
 
 _STALL_SECONDS = 0.25
@@ -114,8 +115,7 @@ def read_csv_batches(source: BinaryIO, sample_rows: int = 1000, max_bytes: int |
     sample_rows = max(1, sample_rows)
     inp = _Input(source, max_bytes)
     try:
-        width = inp.header_width()
-        stream = _BatchStream(inp, width, sample_rows)
+        stream = _BatchStream(inp, inp.header_width(), sample_rows)
     except BaseException:
         inp.close()
         raise
@@ -148,9 +148,10 @@ class _Input:
         self._blocks = 0
         self._consumed = 0
         self._waiting = False
-        self._window: deque[tuple[int, bytes]] = deque()
+        self._window: deque[tuple[int, bytes | bytearray]] = deque()
         self._lines_before_window = 0
         self._window_at_start = True
+        self._byte_before_window = b""
 
     # file protocol used by pa.PythonFile
     def readable(self) -> bool:
@@ -165,7 +166,7 @@ class _Input:
             self._window.clear()
             self._cond.notify_all()
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int = -1) -> bytes | bytearray:
         try:
             self._hold_back()
             if self.closed:
@@ -189,22 +190,35 @@ class _Input:
                 if not self._cond.wait(_STALL_SECONDS) and self._waiting and self._consumed == seen:
                     return  # Arrow needs more than the usual blocks for the batch it owes
 
-    def _fill(self, size: int) -> bytes:
-        parts: list[bytes] = []
-        have = 0
-        if self._pending:
-            parts.append(self._pending[:size])
-            self._pending = self._pending[size:]
-            have = len(parts[0])
+    def _fill(self, size: int) -> bytes | bytearray:
+        """Read exactly `size` bytes unless the source ends first, as one buffer.
+
+        A socket hands out small pieces, and a small block would make a small batch. Arrow
+        wraps the returned object without copying, so each block is in memory once.
+        """
+        head = self._pending[:size]
+        self._pending = self._pending[size:]
+        if len(head) == size:
+            return head
+        buf: bytearray | None = None
+        have = len(head)
         while have < size:
             chunk = self._source.read(size - have)
             if not chunk:
                 break
-            chunk = bytes(chunk)
             self._count(len(chunk))
-            parts.append(chunk)
+            if buf is None:
+                if not head and len(chunk) == size and isinstance(chunk, bytes):
+                    return chunk  # the usual case for a file: no copy at all
+                buf = bytearray(size)
+                buf[:have] = head
+            buf[have : have + len(chunk)] = chunk
             have += len(chunk)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        if buf is None:
+            return head
+        if have < size:
+            del buf[have:]
+        return buf
 
     def _count(self, n: int) -> None:
         self.total += n
@@ -218,6 +232,7 @@ class _Input:
             _, old = self._window.popleft()
             self._lines_before_window += old.count(b"\n")
             self._window_at_start = False
+            self._byte_before_window = old[-1:]
 
     # consumer side
     def begin_wait(self) -> None:
@@ -240,12 +255,11 @@ class _Input:
         with generated names (f0, f1, ...) a bound on their count is enough. The header record
         ends at the first line break outside quotes (an even number of quotes before it).
         """
-        buf = b""
+        buf = bytearray()
         start = 0
         while True:
             chunk = self._source.read(_PEEK_BYTES)
             if chunk:
-                chunk = bytes(chunk)
                 self._count(len(chunk))
                 buf += chunk
             eof = not chunk
@@ -258,27 +272,32 @@ class _Input:
                 break
             if len(buf) > _MAX_HEADER_BYTES:
                 raise InvalidInput(f"CSV header row longer than {_MAX_HEADER_BYTES} bytes")
-        self._pending = buf
         if start >= len(buf):
             raise InvalidInput("empty CSV")
+        if end is None and eof:
+            buf += b"\n"  # Arrow cannot take a lone header line without its line break
+        self._pending = bytes(buf)
         return buf.count(b",", start, len(buf) if end is None else end) + 1
 
     # locating errors
-    def _window_bytes(self) -> tuple[bytes, int, bool]:
+    def _window_bytes(self) -> tuple[bytes, int, bool, bytes]:
         with self._cond:
             data = b"".join(d for _, d in self._window)
-            return data, self._lines_before_window, self._window_at_start
+            return data, self._lines_before_window, self._window_at_start, self._byte_before_window
 
     def line_of_row(self, text: str) -> int | None:
-        """The 1-based line where the raw row `text` starts, if it is in the kept blocks."""
-        data, lines, at_start = self._window_bytes()
+        """The 1-based line where the raw row `text` starts, if it is in the kept blocks.
+
+        The first place where `text` fills a whole line is taken: rows before it in the kept
+        blocks had the right number of fields, so they cannot be the same text.
+        """
+        data, lines, at_start, before = self._window_bytes()
         needle = text.encode("utf-8", "surrogateescape")
         pos = data.find(needle)
         while pos >= 0:
             end = pos + len(needle)
-            starts_line = data[pos - 1 : pos] in (b"\n", b"\r") if pos > 0 else at_start
-            if at_start and pos == 3 and data.startswith(b"\xef\xbb\xbf"):
-                starts_line = True
+            previous = data[pos - 1 : pos] if pos > 0 else before
+            starts_line = previous in (b"\n", b"\r") or (at_start and (pos == 0 or (pos == 3 and data.startswith(b"\xef\xbb\xbf"))))
             if starts_line and (end == len(data) or data[end : end + 1] in (b"\r", b"\n")):
                 return lines + data.count(b"\n", 0, pos) + 1
             pos = data.find(needle, pos + 1)
@@ -286,7 +305,7 @@ class _Input:
 
     def line_of_bad_utf8(self) -> int | None:
         """The 1-based line of the first invalid UTF-8 byte in the kept blocks, if any."""
-        data, lines, at_start = self._window_bytes()
+        data, lines, at_start, _ = self._window_bytes()
         skip = 0
         if not at_start:  # the kept blocks may begin inside a multi-byte character
             while skip < 3 and skip < len(data) and 0x80 <= data[skip] <= 0xBF:
@@ -300,7 +319,7 @@ class _Input:
         return None
 
 
-def _record_end(buf: bytes, start: int) -> int | None:
+def _record_end(buf: bytes | bytearray, start: int) -> int | None:
     """Offset of the line break ending the record that starts at `start`, or None if unseen."""
     pos = start
     quotes = 0
@@ -482,24 +501,131 @@ def _to_temporal(s: pa.Array, target: pa.DataType) -> pa.Array | None:
 # -- batches -----------------------------------------------------------------------------------
 
 
+class _RawBatches:
+    """Arrow's streaming reader of all-string batches, and the thread that reads ahead.
+
+    Arrow parses one block at a time on one core and converting a batch costs about half as
+    much again, so a thread takes the next batch from Arrow (which releases the GIL while it
+    parses) while the consumer converts the last one. The thread holds this object only, not
+    the `_BatchStream`, so an abandoned stream is still collected and its `__del__` stops it.
+    """
+
+    def __init__(self, inp: _Input, width: int, row_errors: list[pacsv.InvalidRow]) -> None:
+        self.inp = inp
+        errors = row_errors
+
+        def on_invalid_row(row: pacsv.InvalidRow) -> str:
+            errors.append(row)  # Arrow's own message has no line number: kept to locate it
+            return "error"
+
+        read = pacsv.ReadOptions(block_size=BLOCK_SIZE, autogenerate_column_names=True)
+        parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row)
+        convert = pacsv.ConvertOptions(
+            column_types={f"f{i}": _STRING for i in range(width)},
+            strings_can_be_null=True,  # an empty unquoted field is NULL...
+            quoted_strings_can_be_null=False,  # ...and "" is the empty string
+            null_values=[""],
+        )
+        self._queue: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        inp.begin_wait()
+        try:
+            self.reader = pacsv.open_csv(pa.PythonFile(inp, mode="r"), read_options=read, parse_options=parse, convert_options=convert)
+        finally:
+            inp.end_wait(False)
+
+    def next_now(self) -> pa.RecordBatch | None:
+        """The next batch, read on this thread; None at the end."""
+        self.inp.begin_wait()
+        got = False
+        try:
+            batch = self.reader.read_next_batch()
+            got = True
+            return batch
+        except StopIteration:
+            return None
+        finally:
+            self.inp.end_wait(got)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="csv-read-ahead", daemon=True)
+        self._thread.start()
+
+    def take(self) -> pa.RecordBatch | None:
+        """The next batch from the read-ahead thread (started on first use); None at the end."""
+        if self._thread is None:
+            self.start()
+        assert self._thread is not None
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():
+                    raise RuntimeError("CSV read-ahead thread ended without a result") from None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item: pa.RecordBatch | BaseException | None
+            try:
+                item = self.next_now()
+            except BaseException as exc:  # raised again on the consumer's thread
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item is None or isinstance(item, BaseException):
+                return
+
+    def close(self, wait: bool = True) -> None:
+        self._stop.set()
+        self.inp.close()  # Arrow's IO thread gets end of input instead of waiting
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+
+
 class _BatchStream:
     """The iterator of converted batches; constructing it reads the header and the sample.
 
-    A class rather than a generator so that dropping it unread still releases Arrow's IO
-    thread, which may be parked in back-pressure (`close`, also run by `__del__`).
+    A class rather than a generator so that dropping it unread, or half read, still stops the
+    read-ahead and releases Arrow's IO thread (`close`, also run by `__del__`).
     """
 
     def __init__(self, inp: _Input, width: int, sample_rows: int) -> None:
         self._inp = inp
-        self._row_errors: list[pacsv.InvalidRow] = []
         self._names: list[str] = []
-        self._done = False
-        self.notes = CsvNotes()
-        self._reader = self._open(width)
-        self._check_generated(width)
-        buffered = self._read_sample(sample_rows)
-        sample = pa.Table.from_batches(buffered, self._raw_schema).slice(0, sample_rows) if buffered else None
         self._types: list[pa.DataType] = []
+        self._done = False
+        self._ready: deque[pa.RecordBatch] = deque()
+        self.notes = CsvNotes()
+        self._row_errors: list[pacsv.InvalidRow] = []  # rows Arrow found with a wrong field count
+        self._raw = self._call(lambda: _RawBatches(inp, width, self._row_errors))
+        try:
+            self._setup(width, sample_rows)
+        except BaseException:
+            self._raw.close()
+            raise
+
+    def _setup(self, width: int, sample_rows: int) -> None:
+        raw_schema = self._raw.reader.schema
+        if any(not t.equals(_STRING) for t in raw_schema.types) or len(raw_schema) > width:
+            raise InvalidInput("cannot parse the CSV header row: are its quotes balanced?")
+        buffered = self._read_sample(sample_rows)
+        if not self._done:
+            self._raw.start()  # Arrow parses the next block while the sample is examined
+        sample = pa.Table.from_batches(buffered, raw_schema).slice(0, sample_rows) if buffered else None
         for i, name in enumerate(self._names):
             values = [] if sample is None else [v for v in sample.column(i).to_pylist() if v is not None]
             t, fallback = _infer(values)
@@ -507,62 +633,29 @@ class _BatchStream:
             if fallback:
                 self.notes.string_fallback.append(name)
         self._int_max_abs = [0] * len(self._names)
-        # Convert what was read with the sample now, so widening it forces costs no rewrite.
+        # Convert what was read with the sample now: a widening it forces then costs no rewrite.
         converted = [self._convert(b) for b in buffered]
-        while converted and any(not c.schema.equals(self.schema) for c in converted):
+        while any(not c.schema.equals(self.schema) for c in converted):
             converted = [self._convert(b) for b in buffered]
-        self._ready: deque[pa.RecordBatch] = deque(converted)
+        self._ready.extend(converted)
 
     @property
     def schema(self) -> pa.Schema:
         return pa.schema([pa.field(n, t) for n, t in zip(self._names, self._types)])
 
     # reading
-    def _on_invalid_row(self, row: pacsv.InvalidRow) -> str:
-        self._row_errors.append(row)
-        return "error"
-
-    def _open(self, width: int) -> pacsv.CSVStreamingReader:
-        names = [f"f{i}" for i in range(width)]
-        read = pacsv.ReadOptions(block_size=BLOCK_SIZE, autogenerate_column_names=True, use_threads=_USE_THREADS)
-        parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._on_invalid_row)
-        convert = pacsv.ConvertOptions(
-            column_types={n: _STRING for n in names},
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            null_values=[""],
-        )
-        self._inp.begin_wait()
+    def _call(self, fn: Callable[[], _T]) -> _T:
+        """Run a read, turning Arrow's errors into the core's (with a line number if we can)."""
         try:
-            return pacsv.open_csv(pa.PythonFile(self._inp, mode="r"), read_options=read, parse_options=parse, convert_options=convert)
-        except (pa.ArrowInvalid, pa.ArrowIOError) as exc:
-            raise self._translate(exc) from None
-        finally:
-            self._inp.end_wait(False)
+            return fn()
+        except Exception as exc:
+            if self._inp.error is not None:
+                raise self._inp.error from None  # TooLarge, or the source's own failure
+            if isinstance(exc, pa.ArrowInvalid):
+                raise self._translate(exc) from None
+            raise
 
-    def _check_generated(self, width: int) -> None:
-        raw = self._reader.schema
-        if any(not t.equals(_STRING) for t in raw.types) or len(raw) > width:
-            raise InvalidInput("cannot parse the CSV header row: are its quotes balanced?")
-        self._raw_schema = raw
-
-    def _next_raw(self) -> pa.RecordBatch | None:
-        self._inp.begin_wait()
-        got = False
-        try:
-            batch = self._reader.read_next_batch()
-            got = True
-            return batch
-        except StopIteration:
-            return None
-        except (pa.ArrowInvalid, pa.ArrowIOError) as exc:
-            raise self._translate(exc) from None
-        finally:
-            self._inp.end_wait(got)
-
-    def _translate(self, exc: Exception) -> BaseException:
-        if self._inp.error is not None:
-            return self._inp.error
+    def _translate(self, exc: Exception) -> InvalidInput:
         message = str(exc)
         if "Empty CSV file" in message:
             return InvalidInput("empty CSV")
@@ -588,16 +681,17 @@ class _BatchStream:
         return InvalidInput(f"malformed CSV: {message}")
 
     def _read_sample(self, sample_rows: int) -> list[pa.RecordBatch]:
-        first = self._next_raw()
+        raw = self._raw
+        first = self._call(raw.next_now)
         while first is not None and first.num_rows == 0:  # a block of blank lines
-            first = self._next_raw()
+            first = self._call(raw.next_now)
         if first is None:
             raise InvalidInput("empty CSV")
         self._names = self._header(first)
         buffered = [first.slice(1)] if first.num_rows > 1 else []
         rows = first.num_rows - 1
         while rows < sample_rows:
-            batch = self._next_raw()
+            batch = self._call(raw.next_now)
             if batch is None:
                 self._done = True
                 break
@@ -620,7 +714,7 @@ class _BatchStream:
             else:
                 seen[key] = n
         if clashes:
-            raise InvalidInput(f"CSV header has duplicate column names (compared ignoring case): {', '.join(clashes)}")
+            raise InvalidInput(f"CSV header has duplicate column names (compared ignoring case, as DuckDB does): {', '.join(clashes)}")
         return names
 
     # converting
@@ -635,12 +729,12 @@ class _BatchStream:
         if t == _INT:
             v = _to_int(s)
             if v is not None:
-                lo_hi = pc.min_max(v)
-                lo, hi = lo_hi["min"].as_py(), lo_hi["max"].as_py()
+                bounds = pc.min_max(v)
+                lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
                 if lo is not None:
                     self._int_max_abs[i] = max(self._int_max_abs[i], abs(lo), abs(hi))
                 return v
-            if self._int_max_abs[i] < _FLOAT_EXACT_INT:  # earlier values stay exact as floats
+            if self._int_max_abs[i] <= _FLOAT_EXACT_INT:  # the values before stay exact as floats
                 v = _to_float(s)
                 if v is not None:
                     self._widen(i, _FLOAT)
@@ -676,7 +770,7 @@ class _BatchStream:
                 self.close()
                 raise StopIteration
             try:
-                raw = self._next_raw()
+                raw = self._call(self._raw.take)
             except BaseException:
                 self.close()
                 raise
@@ -686,13 +780,12 @@ class _BatchStream:
                 return self._convert(raw)
 
     def close(self) -> None:
-        """Stop reading: unblocks Arrow's IO thread and drops the kept blocks."""
+        """Stop reading: ends the read-ahead thread, releases Arrow's IO thread and the blocks."""
         self._done = True
         self._ready.clear()
-        self._inp.close()
+        self._raw.close()
 
     def __del__(self) -> None:
-        try:
-            self._inp.close()
-        except Exception:
-            pass
+        raw = getattr(self, "_raw", None)
+        if raw is not None:
+            raw.close(wait=False)

@@ -14,6 +14,8 @@ directory or replace the lake's views.
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -25,10 +27,13 @@ import pyarrow as pa
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import Catalog, Manifest
 from lakehouse.config import QueryConfig
-from lakehouse.errors import InvalidInput, LakehouseError
+from lakehouse.errors import InvalidInput, LakehouseError, NotFound
+
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 122_880
 _READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+_EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 
 
 def _quote(identifier: str) -> str:
@@ -75,7 +80,13 @@ class QueryEngine:
         with self._lock:
             for name, m in manifests.items():
                 if self._views.get(name) != m.etag:
-                    self._db.execute(self._view_sql(m))
+                    try:
+                        self._db.execute(self._view_sql(m))
+                    except (duckdb.Error, NotFound) as exc:
+                        # One unreadable dataset must not take every other query down with it;
+                        # it stays unqueryable until its manifest changes.
+                        log.error("cannot build the view of dataset %s (%s): %s", name, m.etag, exc)
+                        self._db.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
                     self._views[name] = m.etag
             for name in [n for n in self._views if n not in manifests]:
                 self._db.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
@@ -108,6 +119,15 @@ class QueryEngine:
         kind = statements[0].type
         if kind not in _READ_STATEMENTS:
             raise InvalidInput(f"only read queries are allowed here; {kind.name} statements are refused")
+        if kind == duckdb.StatementType.EXPLAIN:
+            # EXPLAIN ANALYZE runs the statement it explains, so that one must be a read too.
+            explained = _EXPLAIN_PREFIX.sub("", statements[0].query, count=1)
+            try:
+                inner = [s.type for s in (cursor or self.cursor()).extract_statements(explained)]
+            except duckdb.Error:
+                inner = []
+            if inner != [duckdb.StatementType.SELECT]:
+                raise InvalidInput("only read queries are allowed here; EXPLAIN is accepted for read queries only")
 
     def relation(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyRelation:
         """Bind a read-only query on a fresh cursor; its schema is known before any row is read."""

@@ -109,6 +109,8 @@ ESCAPES = [
     "CHECKPOINT",
     "DETACH memory",
     "SELECT 1; DROP VIEW workers",
+    "EXPLAIN ANALYZE CREATE OR REPLACE VIEW workers AS SELECT 42 AS x",
+    "EXPLAIN ANALYZE COPY workers TO 'stolen.csv'",
     "SELECT * FROM read_csv('" + "/tmp/../etc/passwd" + "')",
 ]
 
@@ -178,3 +180,14 @@ def test_concurrent_queries_during_appends_never_see_half_a_commit(workers: Lake
     assert errors == []
     assert counts and all(c % 1000 == 0 and 10_000 <= c <= 15_000 for c in counts)
     assert rows(workers, "SELECT count(*) AS n FROM workers") == [{"n": 15_000}]
+
+
+def test_a_dataset_with_a_lost_object_does_not_break_other_queries(workers: Lake) -> None:
+    workers.ingest_arrow("fragile", pa.table({"v": [1, 2]}).to_reader())
+    key = workers.catalog.get("fragile").objects[0].key
+    workers.store.delete(key)
+    workers.cache.evict(key)
+    workers.query_engine._views.pop("fragile", None)
+    assert rows(workers, "SELECT count(*) AS n FROM workers") == [{"n": 10_000}]
+    with pytest.raises(InvalidInput, match="fragile"):
+        workers.query("SELECT * FROM fragile").read_all()

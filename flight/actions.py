@@ -1,0 +1,49 @@
+"""Plain Flight actions: maintenance of the lake. Each answers one JSON result."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from lakehouse.errors import InvalidInput
+from lakehouse.lake import Lake
+
+
+def _health(lake: Lake, body: str) -> object:
+    return lake.health().to_json()
+
+
+def _gc(lake: Lake, body: str) -> object:
+    try:
+        grace = float(body) if body.strip() else None
+    except ValueError:
+        raise InvalidInput(f"gc: the body must be empty or a number of grace seconds, got {body!r}") from None
+    return {"deleted": lake.gc(grace)}
+
+
+def _drop(lake: Lake, body: str) -> object:
+    name = body.strip()
+    if not name:
+        raise InvalidInput("drop: the body must be the dataset name")
+    return {"dropped": lake.drop(name).to_json()}
+
+
+def _refresh(lake: Lake, body: str) -> object:
+    return {"datasets": lake.refresh()}
+
+
+ACTIONS: dict[str, tuple[str, Callable[[Lake, str], object]]] = {
+    "health": ("Storage reachability and the dataset count.", _health),
+    "gc": ("Delete data objects no manifest references; body: optional grace seconds.", _gc),
+    "drop": ("Drop a dataset; body: its name.", _drop),
+    "refresh": ("Re-read the catalog from storage now (other servers' commits).", _refresh),
+}
+
+
+def run(lake: Lake, action: str, body: bytes) -> bytes:
+    _, handler = ACTIONS[action]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{action}: the body must be UTF-8 text") from None
+    return json.dumps(handler(lake, text)).encode()

@@ -1,0 +1,79 @@
+"""Datasets as plain Flight paths: `for_path("<name>")` to list, describe, read and write.
+
+A dataset's FlightInfo has one endpoint per group of its Parquet objects (an object as big
+as `ingest.max_object_bytes` is a group of its own, smaller ones are grouped up to that
+size), so a client can fetch the groups in parallel, from any server sharing the bucket.
+The tickets name the objects of the manifest version described, and objects are immutable,
+so a fetch reads exactly that version even if the dataset changes meanwhile (until `gc`
+removes objects that no manifest references any more).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+
+from flight import tickets
+from flight.errors import stream_errors
+from lakehouse.catalog import DataObject, Manifest
+from lakehouse.errors import InvalidInput, NotFound
+from lakehouse.ingest import IngestResult
+from lakehouse.lake import Lake
+
+BATCH_ROWS = 65_536
+
+
+def dataset_info(lake: Lake, manifest: Manifest) -> flight.FlightInfo:
+    groups = _groups(manifest.objects, lake.config.ingest.max_object_bytes)
+    endpoints = [flight.FlightEndpoint(tickets.encode(tickets.ObjectsTicket(manifest.name, tuple(o.key for o in g))), []) for g in groups]
+    descriptor = flight.FlightDescriptor.for_path(manifest.name)
+    return flight.FlightInfo(manifest.schema, descriptor, endpoints, manifest.row_count, manifest.total_bytes)
+
+
+def _groups(objects: Sequence[DataObject], target_bytes: int) -> list[list[DataObject]]:
+    groups: list[list[DataObject]] = []
+    size = target_bytes
+    for obj in objects:
+        if size >= target_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(obj)
+        size += obj.size
+    return groups
+
+
+def path_target(descriptor: flight.FlightDescriptor) -> tuple[str, str | None]:
+    """The dataset name and the optional ingest mode of `for_path("<name>"[, "<mode>"])`."""
+    parts = [p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in descriptor.path]
+    if len(parts) not in (1, 2):
+        raise InvalidInput('expected a path of one or two parts: for_path("<dataset>"[, "<mode>"])')
+    return parts[0], parts[1] if len(parts) == 2 else None
+
+
+def objects_stream(lake: Lake, ticket: tickets.ObjectsTicket) -> flight.FlightDataStream:
+    """Stream the ticket's Parquet objects in order, `BATCH_ROWS` rows at a time."""
+    first = pq.ParquetFile(_local(lake, ticket.keys[0]))
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from first.iter_batches(BATCH_ROWS)
+        for key in ticket.keys[1:]:
+            yield from pq.ParquetFile(_local(lake, key)).iter_batches(BATCH_ROWS)
+
+    return flight.GeneratorStream(first.schema_arrow, stream_errors(batches()))
+
+
+def _local(lake: Lake, key: str) -> str:
+    path = lake.cache.path(key)
+    if not os.path.exists(path):
+        raise NotFound(f"object {key!r} no longer exists; ask for a fresh FlightInfo")
+    return path
+
+
+def put_result(result: IngestResult) -> pa.Buffer:
+    """The DoPut answer: the ingest result as JSON."""
+    return pa.py_buffer(json.dumps(result.to_json()).encode())

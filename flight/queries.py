@@ -1,0 +1,62 @@
+"""SQL over Flight: a statement becomes a FlightInfo, a query ticket becomes a stream.
+
+Writes (see `lakehouse/statements.py`) run when the FlightInfo is asked for, so they take
+effect even if the client never fetches; their FlightInfo has no endpoint, an empty schema
+and the affected row count as `total_records`. A query is only bound then (its schema, and
+its errors, come back at once) and runs at DoGet, streaming DuckDB's batches as they come.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from flight import tickets
+from flight.errors import stream_errors
+from lakehouse import statements
+from lakehouse.lake import Lake
+from lakehouse.statements import Statement
+
+NO_COLUMNS = pa.schema([])
+
+
+def statement_info(
+    lake: Lake,
+    descriptor: flight.FlightDescriptor,
+    statement: Statement,
+    params: pa.Table | None = None,
+    wrap_ticket: Callable[[bytes], bytes] = lambda t: t,
+) -> flight.FlightInfo:
+    """Run a write, or bind a query and hand out its ticket (`wrap_ticket` dresses it for Flight SQL)."""
+    if not statement.is_query:
+        count = statements.execute(lake, statement, params)
+        return flight.FlightInfo(NO_COLUMNS, descriptor, [], count, -1)
+    rows = statements.bound_rows(statement, params)
+    schema = lake.query_schema(statement.sql, rows[0] if rows else None)
+    ticket = tickets.QueryTicket(statement.sql, params if rows else None)
+    return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(wrap_ticket(tickets.encode(ticket)), [])], -1, -1)
+
+
+def statement_schema(lake: Lake, statement: Statement, params: pa.Table | None = None) -> pa.Schema:
+    """What `statement_info` would report, without running a write."""
+    if not statement.is_query:
+        return NO_COLUMNS
+    rows = statements.bound_rows(statement, params)
+    return lake.query_schema(statement.sql, rows[0] if rows else None)
+
+
+def query_stream(lake: Lake, ticket: tickets.QueryTicket) -> flight.FlightDataStream:
+    """Stream a query's result straight from DuckDB, once per bound parameter row."""
+    rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
+    first = lake.query(ticket.sql, rows[0] if rows else None)
+    if len(rows) <= 1:
+        return flight.RecordBatchStream(first)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from first
+        for row in rows[1:]:
+            yield from lake.query(ticket.sql, row)
+
+    return flight.GeneratorStream(first.schema, stream_errors(batches()))

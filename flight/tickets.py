@@ -1,0 +1,102 @@
+"""Tickets: everything a DoGet needs, carried by the ticket itself.
+
+A ticket holds no server-side state, so any server sharing the bucket can serve it, at any
+time, and an abandoned ticket costs nothing. Its bytes are either
+
+* a JSON object (UTF-8), one of
+  - `{"v": 1, "sql": "<query>"}`, optionally with `"params"`: the base64 of an Arrow IPC
+    stream whose rows are `?` values (the query runs once per row, results concatenated);
+  - `{"v": 1, "dataset": "<name>", "objects": ["datasets/<name>/<id>.parquet", ...]}`:
+    those Parquet objects of the dataset, read in order;
+* or any other UTF-8 text, taken as a SQL query.
+
+Flight SQL tickets wrap the JSON form in `TicketStatementQuery.statement_handle`, or are the
+metadata command itself (see `flight/sql.py`). `docs/flight.md` documents the format.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from lakehouse.catalog import DATASET_PREFIX, validate_name
+from lakehouse.errors import InvalidInput
+from lakehouse.storage import validate_key
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class QueryTicket:
+    sql: str
+    params: pa.Table | None = None
+
+
+@dataclass(frozen=True)
+class ObjectsTicket:
+    dataset: str
+    keys: tuple[str, ...]
+
+
+Ticket = QueryTicket | ObjectsTicket
+
+
+def encode(ticket: Ticket) -> bytes:
+    body: dict[str, object] = {"v": VERSION}
+    if isinstance(ticket, QueryTicket):
+        body["sql"] = ticket.sql
+        if ticket.params is not None:
+            body["params"] = base64.b64encode(_ipc(ticket.params)).decode()
+    else:
+        body["dataset"] = ticket.dataset
+        body["objects"] = list(ticket.keys)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> Ticket:
+    """Read a ticket; raises `InvalidInput` for one that is neither form."""
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("invalid ticket: neither a lakehouse ticket nor UTF-8 SQL") from None
+    if not text.lstrip().startswith("{"):
+        if not text.strip():
+            raise InvalidInput("invalid ticket: empty")
+        return QueryTicket(text)
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"invalid ticket: not valid JSON ({exc})") from None
+    if not isinstance(body, dict) or body.get("v") != VERSION:
+        raise InvalidInput(f"invalid ticket: expected a JSON object with \"v\": {VERSION}")
+    if isinstance(body.get("sql"), str):
+        params = body.get("params")
+        return QueryTicket(body["sql"], _params(params) if params is not None else None)
+    dataset, keys = body.get("dataset"), body.get("objects")
+    if isinstance(dataset, str) and isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys):
+        validate_name(dataset)
+        prefix = f"{DATASET_PREFIX}{dataset}/"
+        for key in keys:
+            if not key.startswith(prefix) or "/" in key[len(prefix) :]:
+                raise InvalidInput(f"invalid ticket: object {key!r} is not a data object of {dataset!r}")
+            validate_key(key)
+        return ObjectsTicket(dataset, tuple(keys))
+    raise InvalidInput('invalid ticket: expected "sql", or "dataset" and a non-empty "objects" list')
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _params(text: object) -> pa.Table:
+    try:
+        return pa.ipc.open_stream(base64.b64decode(str(text), validate=True)).read_all()
+    except (binascii.Error, pa.ArrowInvalid) as exc:
+        raise InvalidInput(f"invalid ticket: params are not a base64 Arrow IPC stream ({exc})") from None

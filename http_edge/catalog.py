@@ -1,0 +1,93 @@
+"""Catalog routes: register a dataset by schema, read one manifest (with ETags), list them all."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from typing import Annotated, Any
+
+import msgspec
+import pyarrow as pa
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
+
+from http_edge.errors import error_responses
+from lakehouse.errors import InvalidInput
+from lakehouse.lake import Lake
+
+REGISTER_BODY_BYTES = 1024 * 1024
+TYPE_EXAMPLES = ["int64", "string", "float64", "bool", "date32", "timestamp[us]", "timestamp[us, tz=UTC]", "decimal128(12, 2)"]
+_TIMESTAMP = re.compile(r"^timestamp\[(s|ms|us|ns)(?:,\s*tz=([^\]]+))?\]$", re.IGNORECASE)
+_OFFSET = re.compile(r"^[+-]\d\d:\d\d$")
+_DECIMAL = re.compile(r"^decimal(?:128)?\((\d+),\s*(\d+)\)$", re.IGNORECASE)
+
+
+class Column(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    type: Annotated[str, msgspec.Meta(examples=TYPE_EXAMPLES)]
+    nullable: bool = True
+
+
+class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    schema: list[Column]
+
+
+class DatasetList(msgspec.Struct):
+    datasets: list[dict[str, Any]]
+
+
+def arrow_type(name: str) -> pa.DataType:
+    """The Arrow type a JSON client names: pyarrow's own spelling (`str(type)`) or its aliases,
+    so a manifest's schema can be sent back as is."""
+    text = name.strip()
+    try:
+        if m := _TIMESTAMP.match(text):
+            if m[2] and not _OFFSET.match(m[2]):
+                zoneinfo.ZoneInfo(m[2])
+            return pa.timestamp(m[1].lower(), tz=m[2])
+        if m := _DECIMAL.match(text):
+            return pa.decimal128(int(m[1]), int(m[2]))
+        return pa.type_for_alias(text.lower())
+    except (ValueError, KeyError, pa.ArrowException):
+        raise InvalidInput(f"unknown column type {name!r}", {"examples": TYPE_EXAMPLES}) from None
+
+
+def arrow_schema(columns: list[Column]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, arrow_type(c.type), c.nullable) for c in columns])
+
+
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
+
+
+class CatalogController(Controller):
+    path = "/catalog"
+    tags = ["catalog"]
+
+    @post(
+        "/register",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        request_max_body_size=REGISTER_BODY_BYTES,
+        responses=error_responses(400, 409, 413, 503),
+        description="Create an empty dataset; idempotent for the same schema, 409 for another.",
+    )
+    def register(self, data: JSONBody[RegisterRequest], lake: NamedDependency[Lake]) -> dict[str, Any]:
+        return lake.register(data.name, arrow_schema(data.schema)).to_json()
+
+    @get("/manifest/{name:str}", sync_to_thread=False, responses=error_responses(404), description="The dataset's latest manifest; honours If-None-Match.")
+    def manifest(
+        self, name: FromPath[str], lake: NamedDependency[Lake], if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None
+    ) -> Response[dict[str, Any] | None]:
+        manifest = lake.manifest(name)
+        headers = {"ETag": f'"{manifest.etag}"'}
+        if if_none_match is not None and ({manifest.etag, "*"} & _etags(if_none_match)):
+            return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(manifest.to_json(), headers=headers)
+
+    @get("/list", sync_to_thread=False)
+    def datasets(self, lake: NamedDependency[Lake]) -> DatasetList:
+        return DatasetList([m.to_json() for m in lake.datasets()])

@@ -1,0 +1,164 @@
+"""Query results as the formats a client can ask for: a JSON array, NDJSON, CSV or Arrow IPC.
+
+A result is cut at a row limit, and whether rows were left behind must be known before the
+first byte goes out (it is a response header), so the rows up to the limit are read first;
+nothing past the limit is ever read. Each format is then encoded one record batch at a time.
+
+JSON values are written faithfully: dates and timestamps as ISO 8601, decimals as strings
+(a DuckDB `sum` of integers is a 128-bit decimal), binary as base64, lists as arrays, structs
+as objects, maps as arrays of [key, value], NULL and NaN as null. Python's datetime holds
+microseconds only, so nanosecond times are turned into text by Arrow before rows become
+Python values: ISO 8601 with nine digits for a column, Arrow's text form when nested.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from lakehouse.errors import InvalidInput
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+# Anything msgspec has no notation for is written as its text rather than failing the response.
+_JSON = msgspec.json.Encoder(enc_hook=str)
+_ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"  # Arrow adds the fraction digits of the unit
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The first rows of a result, at most a limit, and whether more were left behind."""
+
+    schema: pa.Schema
+    batches: list[pa.RecordBatch]
+    truncated: bool
+
+
+def first_rows(reader: pa.RecordBatchReader, limit: int) -> Rows:
+    batches: list[pa.RecordBatch] = []
+    count = 0
+    truncated = False
+    try:
+        for batch in reader:
+            if count + batch.num_rows > limit:
+                batches.append(batch.slice(0, limit - count))
+                truncated = True
+                break
+            batches.append(batch)
+            count += batch.num_rows
+    except (pa.ArrowException, OSError) as exc:  # how DuckDB reports errors met while the query runs
+        raise InvalidInput(f"SQL error: {exc}") from None
+    finally:
+        reader.close()
+    return Rows(reader.schema, batches, truncated)
+
+
+def json_array(rows: Rows) -> Iterator[bytes]:
+    yield b"["
+    separator = b""
+    for batch in rows.batches:
+        if batch.num_rows:
+            yield separator + _JSON.encode(_pylist(batch))[1:-1]
+            separator = b","
+    yield b"]"
+
+
+def ndjson(rows: Rows) -> Iterator[bytes]:
+    for batch in rows.batches:
+        if batch.num_rows:
+            yield _JSON.encode_lines(_pylist(batch))
+
+
+def csv(rows: Rows) -> Iterator[bytes]:
+    """CSV with a header; columns CSV has no notation for are written as text: binary as
+    base64, lists, structs, maps, intervals and durations as JSON."""
+    converters = {i: _text_converter(f.type) for i, f in enumerate(rows.schema) if not _csv_native(f.type)}
+    schema = pa.schema([pa.field(f.name, pa.string()) if i in converters else f for i, f in enumerate(rows.schema)])
+    sink = io.BytesIO()
+    writer = pa_csv.CSVWriter(sink, schema)
+    for batch in rows.batches:
+        columns = [pa.array([converters[i](v) for v in _ns_as_text(c).to_pylist()], pa.string()) if i in converters else c for i, c in enumerate(batch.columns)]
+        writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
+        yield _drain(sink)
+    writer.close()
+    yield _drain(sink)
+
+
+def arrow_stream(rows: Rows) -> Iterator[bytes]:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, rows.schema) as writer:
+        for batch in rows.batches:
+            writer.write_batch(batch)
+            yield _drain(sink)
+    yield _drain(sink)
+
+
+ENCODERS: dict[str, Callable[[Rows], Iterator[bytes]]] = {JSON: json_array, NDJSON: ndjson, CSV: csv, ARROW_STREAM: arrow_stream}
+
+
+def _drain(sink: io.BytesIO) -> bytes:
+    data = sink.getvalue()
+    sink.seek(0)
+    sink.truncate()
+    return data
+
+
+def _csv_native(t: pa.DataType) -> bool:
+    return not (_is_binary(t) or pa.types.is_nested(t) or pa.types.is_interval(t) or pa.types.is_duration(t))
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t)
+
+
+def _text_converter(t: pa.DataType) -> Callable[[Any], str | None]:
+    if _is_binary(t):
+        return lambda v: None if v is None else base64.b64encode(v).decode("ascii")
+    return lambda v: None if v is None else _JSON.encode(v).decode()
+
+
+def _pylist(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    if any(_has_ns(f.type) for f in batch.schema):
+        batch = pa.RecordBatch.from_arrays([_ns_as_text(c) for c in batch.columns], names=batch.schema.names)
+    return batch.to_pylist()
+
+
+def _has_ns(t: pa.DataType) -> bool:
+    """Whether a type is, or holds, a timestamp, time or duration of nanoseconds."""
+    return getattr(t, "unit", None) == "ns" or any(_has_ns(t.field(i).type) for i in range(t.num_fields))
+
+
+def _ns_as_text(column: pa.Array) -> pa.Array:
+    t = column.type
+    if pa.types.is_timestamp(t) and t.unit == "ns":
+        return pc.strftime(column, _ISO_SECONDS + ("%Ez" if t.tz else ""))
+    return column.cast(_text_for_ns(t)) if _has_ns(t) else column
+
+
+def _text_for_ns(t: pa.DataType) -> pa.DataType:
+    """The same type with every nanosecond leaf as string, for Arrow's nested cast."""
+    if getattr(t, "unit", None) == "ns":
+        return pa.string()
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_text_for_ns(f.type)) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(t.key_field.with_type(_text_for_ns(t.key_type)), t.item_field.with_type(_text_for_ns(t.item_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_text_for_ns(t.value_type)))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(t.value_field.with_type(_text_for_ns(t.value_type)), t.list_size)
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_text_for_ns(t.value_type)))
+    return t

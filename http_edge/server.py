@@ -1,0 +1,46 @@
+"""Serving the app with uvicorn, stoppable from another thread (the CLI runs it in a thread)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from http_edge.app import create_app
+from lakehouse.lake import Lake
+
+GRACEFUL_SECONDS = 30
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class HttpServer:
+    def __init__(self, lake: Lake) -> None:
+        http = lake.config.http
+        config = uvicorn.Config(
+            create_app(lake),
+            host=http.host,
+            port=http.port,
+            log_config=None,  # the process's own logging set-up applies
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        )
+        self._server = uvicorn.Server(config)
+
+    def run(self) -> None:
+        """Serve until `stop`; uvicorn installs signal handlers only on the main thread."""
+        self._server.run()
+
+    def stop(self) -> None:
+        """Stop accepting connections; requests in flight finish (for up to 30 s) before `run` returns."""
+        self._server.should_exit = True
+
+    @property
+    def started(self) -> bool:
+        return self._server.started
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (so port 0 in the config picks a free one)."""
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+
+def serve_http(lake: Lake) -> HttpServer:
+    return HttpServer(lake)
