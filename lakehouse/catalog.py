@@ -249,6 +249,8 @@ class Catalog:
         fingerprint = schema_fingerprint(schema)
         with self._lock:
             current = self._latest.get(name)
+            if current is None or current.deleted:
+                self._refuse_case_clash(name)
             for _ in range(_COMMIT_ATTEMPTS):
                 live = current if current and not current.deleted else None
                 manifest = self._next(name, schema, fingerprint, objects, mode, live, current.version if current else 0)
@@ -262,6 +264,12 @@ class Catalog:
                 self._latest[name] = manifest
                 return manifest
         raise Conflict(f"dataset {name!r} is being changed by other writers; try again")
+
+    def _refuse_case_clash(self, name: str) -> None:
+        """SQL folds identifiers' case, so `Sales` and `sales` would be one view: refuse the second."""
+        for other in self._latest.values():
+            if not other.deleted and other.name != name and other.name.lower() == name.lower():
+                raise Conflict(f"dataset {name!r} clashes with existing dataset {other.name!r}: names are case-insensitive in SQL")
 
     def _next(
         self,

@@ -54,6 +54,30 @@ class IngestResult:
         }
 
 
+_STORAGE_TYPES = {
+    pa.large_string(): pa.string(),
+    pa.string_view(): pa.string(),
+    pa.large_binary(): pa.binary(),
+    pa.binary_view(): pa.binary(),
+}
+
+
+def storage_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema a dataset is stored with: one spelling per logical type.
+
+    Clients spell the same column differently (pandas sends `large_string`, polars
+    `string_view`, others dictionary-encoded strings); storing one spelling lets an append
+    from any client match the dataset, and keeps client metadata out of the lake.
+    """
+    return pa.schema([f.with_type(_storage_type(f.type)) for f in schema])
+
+
+def _storage_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(t):
+        return _storage_type(t.value_type)
+    return _STORAGE_TYPES.get(t, t)
+
+
 @dataclass
 class _Written:
     obj: DataObject
@@ -76,8 +100,14 @@ class _ObjectWriter:
         self._rows = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._seen: pa.Schema | None = None
+        self._target = pa.schema([])
 
     def add(self, batch: pa.RecordBatch) -> None:
+        if batch.schema is not self._seen:
+            self._seen, self._target = batch.schema, storage_schema(batch.schema)
+        if not batch.schema.equals(self._target, check_metadata=True):
+            batch = batch.cast(self._target)
         if self._schema is not None and not batch.schema.equals(self._schema):
             self._flush(final=True)
             self._finish_object()
@@ -178,8 +208,9 @@ def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None)
     if mode == "append" and existing is None:
         raise NotFound(f"dataset {name!r} not found: cannot append")
     if mode in ("append", "create_append") and existing is not None and schema is not None:
-        if existing.schema_fingerprint != schema_fingerprint(schema):
-            raise InvalidInput(f"cannot append to {name!r}: {first_difference(existing.schema, schema)}")
+        stored = storage_schema(schema)
+        if existing.schema_fingerprint != schema_fingerprint(stored):
+            raise InvalidInput(f"cannot append to {name!r}: {first_difference(existing.schema, stored)}")
 
 
 def write_batches(
@@ -199,7 +230,7 @@ def write_batches(
     try:
         for batch in batches:
             writer.add(batch)
-        final = writer.close() or schema
+        final = writer.close() or storage_schema(schema)
         writer.unify(final)
         objects = [w.obj for w in writer.written]
         manifest = catalog.commit(name, final, objects, mode)

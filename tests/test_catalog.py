@@ -156,3 +156,11 @@ def test_a_crash_before_the_commit_leaves_no_dataset_and_gc_collects_it(config: 
     assert catalog.find("crashed") is None
     assert sorted(catalog.gc(grace_seconds=0)) == sorted(orphans)
     assert list(store.list("datasets/")) == []
+
+
+def test_names_differing_only_in_case_clash(store: ObjectStore) -> None:
+    catalog = Catalog(store)
+    catalog.register("Sales", SCHEMA)
+    with pytest.raises(Conflict, match="case-insensitive"):
+        catalog.register("sales", SCHEMA)
+    assert [m.name for m in catalog.list()] == ["Sales"]

@@ -118,3 +118,15 @@ def test_gc_collects_objects_of_a_replaced_dataset(lake: Lake) -> None:
     assert removed == [o.key for o in first.objects]
     assert [o.key for o in lake.store.list("datasets/")] == [o.key for o in second.objects]
     assert lake.query("SELECT count(*) AS n FROM w").read_all()["n"][0].as_py() == 10
+
+
+def test_clients_string_spellings_are_stored_alike_so_appends_match(lake: Lake) -> None:
+    lake.ingest_arrow("s", pa.table({"name": pa.array(["a"], pa.string()), "b": pa.array([b"x"], pa.binary())}).to_reader())
+    for name_type, bin_type in [(pa.large_string(), pa.large_binary()), (pa.string_view(), pa.binary_view())]:
+        t = pa.table({"name": pa.array(["b"], name_type), "b": pa.array([b"y"], bin_type)})
+        lake.ingest_arrow("s", t.to_reader(), mode="append")
+    dictionary = pa.table({"name": pa.array(["c"]).dictionary_encode(), "b": pa.array([b"z"])})
+    lake.ingest_arrow("s", dictionary.to_reader(), mode="append")
+    out = lake.query("SELECT name, b FROM s ORDER BY name").read_all()
+    assert out.to_pylist() == [{"name": "a", "b": b"x"}, {"name": "b", "b": b"y"}, {"name": "b", "b": b"y"}, {"name": "c", "b": b"z"}]
+    assert lake.manifest("s").schema == pa.schema([("name", pa.string()), ("b", pa.binary())])
