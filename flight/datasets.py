@@ -19,6 +19,7 @@ import pyarrow.flight as flight
 import pyarrow.parquet as pq
 
 from flight import tickets
+from flight.batches import bounded_batches
 from flight.errors import stream_errors
 from lakehouse.catalog import DataObject, Manifest
 from lakehouse.errors import InvalidInput, NotFound
@@ -64,7 +65,7 @@ def objects_stream(lake: Lake, ticket: tickets.ObjectsTicket) -> flight.FlightDa
         for key in ticket.keys[1:]:
             yield from pq.ParquetFile(_local(lake, key)).iter_batches(BATCH_ROWS)
 
-    return flight.GeneratorStream(first.schema_arrow, stream_errors(batches()))
+    return flight.GeneratorStream(first.schema_arrow, stream_errors(bounded_batches(batches())))
 
 
 def _local(lake: Lake, key: str) -> str:

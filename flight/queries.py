@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from flight import tickets
+from flight.batches import bounded_batches
 from flight.errors import stream_errors
 from lakehouse import statements
 from lakehouse.lake import Lake
@@ -51,12 +52,10 @@ def query_stream(lake: Lake, ticket: tickets.QueryTicket) -> flight.FlightDataSt
     """Stream a query's result straight from DuckDB, once per bound parameter row."""
     rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
     first = lake.query(ticket.sql, rows[0] if rows else None)
-    if len(rows) <= 1:
-        return flight.RecordBatchStream(first)
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from first
         for row in rows[1:]:
             yield from lake.query(ticket.sql, row)
 
-    return flight.GeneratorStream(first.schema, stream_errors(batches()))
+    return flight.GeneratorStream(first.schema, stream_errors(bounded_batches(batches())))

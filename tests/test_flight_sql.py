@@ -91,6 +91,14 @@ def test_low_level_statement_query(with_workers: Served, conn: dbapi.Connection)
     stmt.close()
 
 
+def test_a_result_of_wide_rows_fits_the_clients_message_limit(served: Served, conn: dbapi.Connection) -> None:
+    wide = pa.table({"id": pa.array(range(150_000), pa.int64()), "text": pa.array(["x" * 200] * 150_000)})
+    put(served.client(), flight.FlightDescriptor.for_path("wide"), wide)
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM wide ORDER BY id")
+        assert cur.fetch_arrow_table().equals(wide)
+
+
 # -- writes -----------------------------------------------------------------------------------
 
 
