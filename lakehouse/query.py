@@ -32,6 +32,7 @@ from lakehouse.errors import InvalidInput, LakehouseError, NotFound
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 122_880
+SCHEMA_CACHE_SIZE = 1024
 _READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 
@@ -64,6 +65,8 @@ class QueryEngine:
         self._db.execute("SET enable_external_access=false")
         self._db.execute("SET lock_configuration=true")
         self._views: dict[str, str] = {}
+        self._generation = 0  # bumped whenever a view changes; keys the schema cache
+        self._schemas: dict[tuple[str, tuple[type, ...]], tuple[int, pa.Schema]] = {}
         self._lock = threading.Lock()
         self._checked = time.monotonic()
 
@@ -78,6 +81,7 @@ class QueryEngine:
         if all(self._views.get(n) == m.etag for n, m in manifests.items()) and len(manifests) == len(self._views):
             return
         with self._lock:
+            self._generation += 1
             for name, m in manifests.items():
                 if self._views.get(name) != m.etag:
                     try:
@@ -148,12 +152,27 @@ class QueryEngine:
             raise _user_error(exc) from None
 
     def schema(self, sql: str, params: Sequence[Any] | None = None) -> pa.Schema:
-        """The Arrow schema a query's result will have, without running it."""
+        """The Arrow schema a query's result will have, without running it.
+
+        Flight SQL asks for it twice per statement (prepare, then GetFlightInfo) and a client
+        re-executing a statement asks again each time; binding costs about as much as a small
+        query, so schemas are kept until any view changes.
+        """
+        self.sync_views()
+        key = (sql, tuple(type(p) for p in params or ()))
+        generation = self._generation
+        hit = self._schemas.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
         rel = self.relation(sql, params)
         try:
-            return rel.limit(0).to_arrow_table().schema
+            schema = rel.limit(0).to_arrow_table().schema
         except duckdb.Error as exc:
             raise _user_error(exc) from None
+        if len(self._schemas) >= SCHEMA_CACHE_SIZE:
+            self._schemas.clear()
+        self._schemas[key] = (generation, schema)
+        return schema
 
     def close(self) -> None:
         self._db.close()

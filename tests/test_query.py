@@ -191,3 +191,14 @@ def test_a_dataset_with_a_lost_object_does_not_break_other_queries(workers: Lake
     assert rows(workers, "SELECT count(*) AS n FROM workers") == [{"n": 10_000}]
     with pytest.raises(InvalidInput, match="fragile"):
         workers.query("SELECT * FROM fragile").read_all()
+
+
+def test_result_schemas_follow_dataset_changes(lake: Lake) -> None:
+    lake.ingest_arrow("t", pa.table({"v": pa.array([1], pa.int64())}).to_reader())
+    assert lake.query_schema("SELECT * FROM t") == pa.schema([("v", pa.int64())])
+    assert lake.query_schema("SELECT * FROM t") == pa.schema([("v", pa.int64())])
+    lake.ingest_arrow("t", pa.table({"v": pa.array(["x"])}).to_reader(), mode="replace")
+    assert lake.query_schema("SELECT * FROM t") == pa.schema([("v", pa.string())])
+    assert lake.query_schema("SELECT ?::VARCHAR AS p", ["a"]) == pa.schema([("p", pa.string())])
+    with pytest.raises(InvalidInput):
+        lake.query_schema("SELECT * FROM nosuch")
