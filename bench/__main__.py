@@ -1,0 +1,112 @@
+"""`python -m bench`: the benchmarks of issue 6 in one command; prints one table.
+
+Starts MinIO (with `--backend s3`, the default) and `lakehouse serve` on 127.0.0.1, ingests
+workers_500k.csv, queries it, starts ROAPI on the same Parquet data, and compares every figure
+with a baseline measured in the same run on the same machine (median of several runs).
+See docs/BENCHMARKS.md for what each figure means.
+
+    python -m bench [--quick] [--repeat N] [--scale] [--memory] [--backend s3|local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Callable
+
+from bench import ingest, memory, queries, scale
+from bench.clients import Adbc, DuckDbLocal, FlightDoGet, HttpSql, SqlClient
+from bench.harness import Environment, Lakehouse, Timing, log
+from bench.peer import Roapi, single_parquet
+from bench.report import Section, machine_facts, render
+from bench.workers import DEFAULT_ROWS, ensure_workers_csv
+
+TABLE = "workers"
+
+
+def query_sections(env: Environment, lh: Lakehouse, csv_path: Path, rows: int, timing: Timing) -> list[Section]:
+    log(f"setup: ingest {csv_path.name} as {TABLE!r} and copy its objects for the baselines")
+    ingest.http_ingest(lh, csv_path, TABLE, rows)
+    paths = lh.local_copies(TABLE, env.scratch("objects"))
+    notes: list[str] = []
+    with contextlib.ExitStack() as stack:
+        baseline = DuckDbLocal(paths, TABLE)
+        stack.callback(baseline.close)
+        peer: Roapi | None = None
+        try:
+            peer = Roapi(single_parquet(paths, env.scratch("roapi") / "workers.parquet"), TABLE, env.scratch("roapi") / "roapi.log")
+            stack.callback(peer.close)
+        except Exception as exc:
+            notes.append(f"ROAPI did not start, no peer figures: {exc}")
+
+        def client(c: SqlClient) -> SqlClient:
+            stack.callback(c.close)
+            return c
+
+        small_ours = [client(Adbc(lh.flight)), client(FlightDoGet(lh.flight)), client(HttpSql(f"{lh.http}/v1/sql", "HTTP /v1/sql JSON"))]
+        large_ours = [
+            small_ours[0],
+            client(Adbc(lh.flight, "ADBC, 64 MiB messages", max_message_bytes=64 << 20)),
+            small_ours[1],
+            client(HttpSql(f"{lh.http}/v1/sql", "HTTP /v1/sql Arrow", arrow=True)),
+        ]
+        small_peer: list[SqlClient] = []
+        large_peer: list[SqlClient] = []
+        if peer is not None:
+            http_json, http_arrow, adbc = (client(c) for c in peer.clients())
+            small_peer, large_peer = [adbc, http_json], [adbc, http_arrow]
+        warm = queries.run_warm(TABLE, baseline, small_ours, small_peer, timing.scaled(5))
+        large = queries.run_large(TABLE, baseline, large_ours, large_peer, timing)
+        large.notes.append(f"peak RSS: our server {lh.peak_rss_mb():.0f} MB" + (f", ROAPI {peer.peak_rss_mb():.0f} MB" if peer else ""))
+        large.notes += notes
+    return [warm, large]
+
+
+def stage(sections: list[Section], name: str, run: Callable[[], list[Section]]) -> None:
+    """Run one group of benchmarks; if it breaks, say so in the table and go on with the next."""
+    try:
+        sections += run()
+    except Exception as exc:
+        log(f"{name}: {type(exc).__name__}: {exc}")
+        sections.append(Section(f"{name}: FAILED", notes=[f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks: ratios to in-process baselines, side by side with ROAPI.")
+    parser.add_argument("--quick", action="store_true", help="3 runs per figure and shorter time budgets")
+    parser.add_argument("--repeat", type=int, help="timed runs per figure (default 7, --quick 3); small queries run 5x as many")
+    parser.add_argument("--scale", action="store_true", help="also ingest and query 5M and 20M rows (slow; generates ~4.4 GB of CSV once)")
+    parser.add_argument("--memory", action="store_true", help="also the ~1 GB memory benchmark (same as python -m bench.memory)")
+    parser.add_argument("--backend", choices=["s3", "local"], default="s3", help="s3: a real MinIO started by the harness (default); local: a directory")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"rows of the workers CSV (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (3 if args.quick else 7)
+    timing = Timing(repeat, budget_s=30.0 if args.quick else 120.0)
+
+    facts = machine_facts() + [f"run: backend {args.backend}, {repeat} timed runs per figure (small queries {repeat * 5}), median; ratio = time / baseline time"]
+    csv_path = ensure_workers_csv(args.rows)
+    env = Environment(args.backend)
+    sections: list[Section] = []
+    try:
+        lh = env.lakehouse("main")
+        stage(sections, "ingest", lambda: [ingest.run(lh, csv_path, args.rows, timing, env.scratch("ingest"))])
+        stage(sections, "queries", lambda: query_sections(env, lh, csv_path, args.rows, timing))
+        lh.close()
+        if args.scale:
+            stage(sections, "scale", lambda: [scale.run(env, timing)])
+        if args.memory:
+            stage(sections, "memory", lambda: [memory.run(env)])
+    finally:
+        env.close()
+    table = "\n".join(facts) + "\n" + render(sections)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
