@@ -27,7 +27,10 @@ from __future__ import annotations
 import math
 import queue
 import re
+import sys
 import threading
+import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, TypeVar
@@ -42,8 +45,10 @@ __all__ = ["CsvNotes", "read_csv_batches", "BLOCK_SIZE"]
 
 _T = TypeVar("_T")
 
-BLOCK_SIZE = 8 << 20
-"""Bytes Arrow parses at a time; one block becomes one record batch (~tens of thousands of rows)."""
+BLOCK_SIZE = 4 << 20
+"""Bytes Arrow parses at a time; one block becomes one record batch (~tens of thousands of rows).
+Measured on 1 GB of CSV: 8 MiB blocks peaked at 453 MB of RSS, 4 MiB at 368 MB, at the same
+speed (ingest regroups batches into row groups anyway); 2 MiB was slower."""
 
 _READ_AHEAD = 1
 """Blocks Arrow may read beyond the one it is parsing. Arrow itself would queue up to 32."""
@@ -52,6 +57,9 @@ _STALL_SECONDS = 0.25
 """How long a reader held back by back-pressure waits while the consumer is itself waiting
 for a batch before it reads anyway: a row larger than a block needs more blocks than usual."""
 
+_RELEASE_GRACE_SECONDS = 0.01
+"""After Arrow lets go of the input, how long its thread may take to leave Python for good."""
+
 _MAX_HEADER_BYTES = BLOCK_SIZE
 _PEEK_BYTES = 64 << 10
 
@@ -59,15 +67,16 @@ _FLOAT_EXACT_INT = 2**53  # integers above this magnitude are not all representa
 _TIMESTAMP_UNIT = "us"
 
 _INT_RE = re.compile(r"-?[0-9]+")
-_FLOAT_RE = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INT_PATTERN = r"^-?[0-9]+$"
+_FLOAT_PATTERN = r"^-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _NONFINITE_WORDS = ("nan", "inf", "infinity", "-inf", "-infinity", "+inf", "+infinity", "-nan", "+nan")
-_LEADING_ZERO_RE = re.compile(r"[+-]?0[0-9]")
+_NONFINITE_SET = pa.array(_NONFINITE_WORDS)
+_BOOL_SET = pa.array(["true", "false"])
 _LEADING_ZERO_PATTERN = r"^[+-]?0[0-9]"
-_BOOL_WORDS = ("true", "false")
-_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_TIMESTAMP_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_TIMESTAMP_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?$"
+_ZONED_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)$"
 _BAD_ROW_RE = re.compile(r"Expected (\d+) columns, got (\d+)")
-_UTF8_COLUMN_RE = re.compile(r"In CSV column #(\d+): CSV conversion error to string: invalid UTF8")
 
 _TYPE_NAMES = {
     pa.int64(): "int64",
@@ -118,6 +127,7 @@ def read_csv_batches(source: BinaryIO, sample_rows: int = 1000, max_bytes: int |
         stream = _BatchStream(inp, inp.header_width(), sample_rows)
     except BaseException:
         inp.close()
+        inp.wait_released()
         raise
     return stream.schema, stream, stream.notes
 
@@ -146,32 +156,61 @@ class _Input:
         self.error: BaseException | None = None
         self._cond = threading.Condition()
         self._blocks = 0
-        self._consumed = 0
+        self._consumed = 0  # batches Arrow has handed out: what back-pressure counts
+        self._released = 0  # batches fully converted: what the kept blocks are trimmed by
         self._waiting = False
         self._window: deque[tuple[int, bytes | bytearray]] = deque()
         self._lines_before_window = 0
         self._window_at_start = True
         self._byte_before_window = b""
+        self._arrow_done = threading.Event()  # set once Arrow has dropped its file object
+        self._arrow_done.set()
+        self.arrow_threads: set[int] = set()  # Arrow's threads that ran our Python code
 
-    # file protocol used by pa.PythonFile
-    def readable(self) -> bool:
+    def arrow_file(self) -> pa.PythonFile:
+        """The file object to hand Arrow, which tells when Arrow has let go of it.
+
+        Arrow's IO thread calls into Python through it, and may still do so (a last read, the
+        final release of the object) after the reader has failed or been dropped. A process
+        that exits meanwhile aborts ("PyGILState_Release ... finalizing"), so `wait_released`
+        waits for that moment before a stream counts as closed.
+        """
+        proxy = _ArrowSide(self)
+        self._arrow_done.clear()
+        weakref.finalize(proxy, self._arrow_done.set)
+        return pa.PythonFile(proxy, mode="r")
+
+    def wait_released(self, timeout: float = 5.0) -> bool:
+        if not self._arrow_done.wait(timeout):
+            return False
+        # The thread that let go is still leaving Python (PyGILState_Release): give it a moment.
+        time.sleep(_RELEASE_GRACE_SECONDS)
         return True
 
-    def seekable(self) -> bool:
-        return False
-
     def close(self) -> None:
+        """From now on reads return end of input at once (the kept blocks stay for errors)."""
         with self._cond:
             self.closed = True
-            self._window.clear()
             self._cond.notify_all()
 
+    def drop_window(self) -> None:
+        with self._cond:
+            self._window.clear()
+
     def read(self, size: int = -1) -> bytes | bytearray:
+        self.arrow_threads.add(threading.get_ident())
         try:
             self._hold_back()
             if self.closed:
                 return b""
-            data = self._fill(size if size is not None and size >= 0 else BLOCK_SIZE)
+            size = size if size is not None and size >= 0 else BLOCK_SIZE
+            data = self._fill(size)
+            if len(data) == size > 1 and data[-1] == 0x0D:
+                # Arrow drops a "\n" that starts a block after one that ended in "\r", even
+                # inside a quoted value ("a\r\nb" becomes "a\rb": apache/arrow#51368). So
+                # no block ends in "\r": it goes to the front of the next one.
+                self._pending = data[-1:] + self._pending
+                data = data[:-1]
             with self._cond:
                 self._window.append((self._blocks, data))
                 self._blocks += 1
@@ -226,9 +265,9 @@ class _Input:
             raise TooLarge(f"CSV body larger than {self._max_bytes} bytes", {"max_bytes": self._max_bytes})
 
     def _evict(self) -> None:
-        # The batch being parsed starts at the earliest in the block before its own (its first
-        # row may straddle), and its own block is at least the batch's index.
-        while self._window and self._window[0][0] < self._consumed - 1:
+        # A batch not yet released starts at the earliest in the block before its own (its
+        # first row may straddle), and a batch's own block is at least the batch's index.
+        while self._window and self._window[0][0] < self._released - 1:
             _, old = self._window.popleft()
             self._lines_before_window += old.count(b"\n")
             self._window_at_start = False
@@ -246,6 +285,11 @@ class _Input:
             if got_batch:
                 self._consumed += 1
             self._cond.notify_all()
+
+    def release(self) -> None:
+        """One more batch is converted: errors can no longer be in blocks before it."""
+        with self._cond:
+            self._released += 1
 
     # header
     def header_width(self) -> int:
@@ -319,6 +363,27 @@ class _Input:
         return None
 
 
+class _ArrowSide:
+    """What Arrow holds: reads go to the `_Input`; its end marks Arrow letting go (`arrow_file`)."""
+
+    closed = False  # after `_Input.close` reads return end of input, which Arrow handles best
+
+    def __init__(self, inp: _Input) -> None:
+        self._inp = inp
+
+    def read(self, size: int = -1) -> bytes | bytearray:
+        return self._inp.read(size)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
 def _record_end(buf: bytes | bytearray, start: int) -> int | None:
     """Offset of the line break ending the record that starts at `start`, or None if unseen."""
     pos = start
@@ -347,55 +412,53 @@ _TS_UTC = pa.timestamp(_TIMESTAMP_UNIT, tz="UTC")
 _STRING = pa.string()
 
 
-def _infer(values: list[str]) -> tuple[pa.DataType, bool]:
+def _infer(column: pa.Array) -> tuple[pa.DataType, bool]:
     """The narrowest type that holds every sample value exactly, and whether string is a fallback.
 
     Order: int64, float64, bool, date32, timestamp, string. A fallback is a column kept as
-    string although its values looked typed (or there were none): the user should know.
+    string although most of its values looked typed (or there were none): the user should know.
+    Patterns are matched with Arrow's vectorised kernels; Python only sees the odd long number.
     """
-    if not values:
+    s = pc.drop_null(column)
+    n = len(s)
+    if n == 0:
         return _STRING, True
-    ints = floats = bools = dates = stamps = zoned = looked_typed = 0
-    leading_zero = False
-    for v in values:
-        lower = v.lower()
-        if _INT_RE.fullmatch(v):
-            ints += 1
-            leading_zero = leading_zero or bool(_LEADING_ZERO_RE.match(v))
-        elif _FLOAT_RE.fullmatch(v):
-            floats += 1
-            leading_zero = leading_zero or bool(_LEADING_ZERO_RE.match(v))
-        elif lower in _NONFINITE_WORDS:
-            floats += 1
-        elif lower in _BOOL_WORDS:
-            bools += 1
-        elif _DATE_RE.fullmatch(v):
-            dates += 1
-        else:
-            m = _TIMESTAMP_RE.fullmatch(v)
-            if m is None:
-                continue
-            stamps += 1
-            zoned += m.group(1) is not None
-        looked_typed += 1
-    n = len(values)
+
+    def count(mask: pa.Array) -> int:
+        return int(pc.sum(mask).as_py() or 0)
+
+    def match(pattern: str) -> pa.Array:
+        return pc.match_substring_regex(s, pattern)
+
+    lower = pc.utf8_lower(s)
+    is_int = match(_INT_PATTERN)
+    is_float = pc.and_not(match(_FLOAT_PATTERN), is_int)
+    is_word = pc.is_in(lower, value_set=_NONFINITE_SET)
+    is_bool = pc.is_in(lower, value_set=_BOOL_SET)
+    is_date = match(_DATE_PATTERN)
+    is_stamp = match(_TIMESTAMP_PATTERN)
+    ints, floats, words, bools, dates, stamps = map(count, (is_int, is_float, is_word, is_bool, is_date, is_stamp))
+    looked_typed = ints + floats + words + bools + dates + stamps
     if looked_typed < n:  # some value is plain text: ambiguous if most were not
         return _STRING, looked_typed * 2 > n
-    if ints + floats == n:
-        if leading_zero:
+    if ints + floats + words == n:
+        if _any(match(_LEADING_ZERO_PATTERN)):
             return _STRING, True
+        long_ones = pc.filter(s, pc.greater_equal(pc.binary_length(s), 16)).to_pylist()  # 2**53 has 16 digits
         if ints == n:
-            if all(-(2**63) <= int(v) < 2**63 for v in values):
+            if all(-(2**63) <= int(v) < 2**63 for v in long_ones):
                 return _INT, False
             return _STRING, True  # beyond int64: as float it would lose digits
-        if not any(_FLOAT_RE.fullmatch(v) or _INT_RE.fullmatch(v) for v in values):
+        if words == n:
             return _STRING, True  # only nan/inf words
-        if all(_float_exact(v) for v in values):
+        exponents = pc.filter(s, pc.match_substring(s, "e", ignore_case=True)).to_pylist()
+        if all(_float_exact(v) for v in long_ones + exponents):
             return _FLOAT, False
         return _STRING, True
     if bools == n:
         return _BOOL, False
     if dates + stamps == n:
+        zoned = count(match(_ZONED_PATTERN))
         if stamps == 0:
             target = _DATE
         elif zoned == n:
@@ -405,7 +468,7 @@ def _infer(values: list[str]) -> tuple[pa.DataType, bool]:
         else:
             return _STRING, True  # some with a zone, some without
         try:
-            pc.cast(pa.array(values, _STRING), target)
+            pc.cast(s, target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return _STRING, True  # 2024-02-30, 25:00, more than microseconds...
         return target, False
@@ -473,7 +536,7 @@ def _to_float(s: pa.Array) -> pa.Array | None:
         return v
     suspect = pc.or_kleene(pc.is_inf(v), pc.greater_equal(pc.abs(v), _FLOAT_EXACT_INT))
     texts = pc.filter(s, suspect)
-    words = pc.is_in(pc.utf8_lower(texts), value_set=pa.array(_NONFINITE_WORDS))
+    words = pc.is_in(pc.utf8_lower(texts), value_set=_NONFINITE_SET)
     for text in pc.filter(texts, pc.invert(words)).to_pylist():
         if not _float_exact(text):
             return None
@@ -513,10 +576,15 @@ class _RawBatches:
     def __init__(self, inp: _Input, width: int, row_errors: list[pacsv.InvalidRow]) -> None:
         self.inp = inp
         errors = row_errors
+        arrow_threads = inp.arrow_threads
 
         def on_invalid_row(row: pacsv.InvalidRow) -> str:
-            errors.append(row)  # Arrow's own message has no line number: kept to locate it
-            return "error"
+            arrow_threads.add(threading.get_ident())
+            # Kept to be raised with its line (Arrow's message has none) after the batch. Not
+            # "error": a reader that fails while opening can leave its IO thread running
+            # briefly, and a process exiting meanwhile aborts (see `_Input.arrow_file`).
+            errors.append(row)
+            return "skip"
 
         read = pacsv.ReadOptions(block_size=BLOCK_SIZE, autogenerate_column_names=True)
         parse = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row)
@@ -525,13 +593,15 @@ class _RawBatches:
             strings_can_be_null=True,  # an empty unquoted field is NULL...
             quoted_strings_can_be_null=False,  # ...and "" is the empty string
             null_values=[""],
+            check_utf8=False,  # checked while converting, off the parsing thread (_check_utf8)
         )
         self._queue: queue.Queue[pa.RecordBatch | BaseException | None] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None  # reads ahead, then tears down
         inp.begin_wait()
         try:
-            self.reader = pacsv.open_csv(pa.PythonFile(inp, mode="r"), read_options=read, parse_options=parse, convert_options=convert)
+            self.reader: pacsv.CSVStreamingReader | None = pacsv.open_csv(inp.arrow_file(), read_options=read, parse_options=parse, convert_options=convert)
         finally:
             inp.end_wait(False)
 
@@ -540,6 +610,7 @@ class _RawBatches:
         self.inp.begin_wait()
         got = False
         try:
+            assert self.reader is not None
             batch = self.reader.read_next_batch()
             got = True
             return batch
@@ -549,8 +620,10 @@ class _RawBatches:
             self.inp.end_wait(got)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="csv-read-ahead", daemon=True)
-        self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="csv-read-ahead", daemon=True)
+                self._thread.start()
 
     def take(self) -> pa.RecordBatch | None:
         """The next batch from the read-ahead thread (started on first use); None at the end."""
@@ -569,38 +642,64 @@ class _RawBatches:
         return item
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            item: pa.RecordBatch | BaseException | None
-            try:
-                item = self.next_now()
-            except BaseException as exc:  # raised again on the consumer's thread
-                item = exc
+        try:
             while not self._stop.is_set():
+                item: pa.RecordBatch | BaseException | None
                 try:
-                    self._queue.put(item, timeout=0.1)
+                    item = self.next_now()
+                except BaseException as exc:  # raised again on the consumer's thread
+                    item = exc
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if item is None or isinstance(item, BaseException):
+                    return
+        finally:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        """End Arrow's reader the one safe way: run it to the end of input, then drop it.
+
+        A streaming reader dropped while its IO thread is still reading ahead can crash the
+        process, and one dropped at exit aborts it (see `_Input.arrow_file`). So the input is
+        closed (reads return end of input at once), the reader drained, dropped, and its file
+        object awaited. Runs on the read-ahead thread, never on one of Arrow's.
+        """
+        self.inp.close()
+        reader, self.reader = self.reader, None
+        if reader is not None:
+            for _ in range(1000):
+                try:
+                    reader.read_next_batch()
+                except Exception:  # StopIteration at the end, or the error it already had
                     break
-                except queue.Full:
-                    continue
-            if item is None or isinstance(item, BaseException):
-                return
+            del reader
+        self.inp.wait_released()
 
     def close(self, wait: bool = True) -> None:
+        """Stop reading; with `wait`, return only once Arrow is done with the input."""
         self._stop.set()
         self.inp.close()  # Arrow's IO thread gets end of input instead of waiting
-        if wait and self._thread is not None and self._thread is not threading.current_thread():
+        self.start()  # tears down if it has not read ahead yet: whatever thread calls this
+        assert self._thread is not None
+        if wait and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
 
 
 class _BatchStream:
     """The iterator of converted batches; constructing it reads the header and the sample.
 
     A class rather than a generator so that dropping it unread, or half read, still stops the
-    read-ahead and releases Arrow's IO thread (`close`, also run by `__del__`).
+    read-ahead and releases Arrow's IO thread (`__del__`). `close()` does that and also waits
+    until Arrow has let go of the input; exhausting the iterator or an error closes it.
     """
 
     def __init__(self, inp: _Input, width: int, sample_rows: int) -> None:
@@ -619,6 +718,7 @@ class _BatchStream:
             raise
 
     def _setup(self, width: int, sample_rows: int) -> None:
+        assert self._raw.reader is not None
         raw_schema = self._raw.reader.schema
         if any(not t.equals(_STRING) for t in raw_schema.types) or len(raw_schema) > width:
             raise InvalidInput("cannot parse the CSV header row: are its quotes balanced?")
@@ -627,8 +727,9 @@ class _BatchStream:
             self._raw.start()  # Arrow parses the next block while the sample is examined
         sample = pa.Table.from_batches(buffered, raw_schema).slice(0, sample_rows) if buffered else None
         for i, name in enumerate(self._names):
-            values = [] if sample is None else [v for v in sample.column(i).to_pylist() if v is not None]
-            t, fallback = _infer(values)
+            col = sample.column(i).combine_chunks() if sample is not None else pa.array([], _STRING)
+            self._check_utf8(col, i)
+            t, fallback = _infer(col)
             self._types.append(t)
             if fallback:
                 self.notes.string_fallback.append(name)
@@ -638,6 +739,8 @@ class _BatchStream:
         while any(not c.schema.equals(self.schema) for c in converted):
             converted = [self._convert(b) for b in buffered]
         self._ready.extend(converted)
+        for _ in range(self._sample_batches):
+            self._inp.release()
 
     @property
     def schema(self) -> pa.Schema:
@@ -650,31 +753,32 @@ class _BatchStream:
             return fn()
         except Exception as exc:
             if self._inp.error is not None:
-                raise self._inp.error from None  # TooLarge, or the source's own failure
+                # TooLarge, or the source's own failure. Its traceback is dropped: it holds
+                # frames of Arrow's IO thread, and with them Arrow's file object (`arrow_file`).
+                raise self._inp.error.with_traceback(None) from None
             if isinstance(exc, pa.ArrowInvalid):
                 raise self._translate(exc) from None
             raise
+
+    def _check_rows(self) -> None:
+        """Raise for the first row Arrow found with the wrong number of fields, naming its line."""
+        if not self._row_errors:
+            return
+        row = self._row_errors[0]
+        line = self._inp.line_of_row(row.text)
+        where = f"line {line}" if line is not None else "a row"
+        text = row.text if len(row.text) <= 200 else row.text[:200] + "..."
+        raise InvalidInput(
+            f"CSV {where}: expected {row.expected_columns} fields (as in the header), got {row.actual_columns}: {text!r}",
+            {"line": line, "expected": row.expected_columns, "got": row.actual_columns},
+        )
 
     def _translate(self, exc: Exception) -> InvalidInput:
         message = str(exc)
         if "Empty CSV file" in message:
             return InvalidInput("empty CSV")
-        if self._row_errors:
-            row = self._row_errors[0]
-            line = self._inp.line_of_row(row.text)
-            where = f"line {line}" if line is not None else "a row"
-            text = row.text if len(row.text) <= 200 else row.text[:200] + "..."
-            return InvalidInput(
-                f"CSV {where}: expected {row.expected_columns} fields (as in the header), got {row.actual_columns}: {text!r}",
-                {"line": line, "expected": row.expected_columns, "got": row.actual_columns},
-            )
-        m = _UTF8_COLUMN_RE.search(message)
-        if m is not None:
-            index = int(m.group(1))
-            column = f" in column {self._names[index]!r}" if index < len(self._names) else f" in column {index + 1}"
-            line = self._inp.line_of_bad_utf8()
-            where = f" at line {line}" if line is not None else ""
-            return InvalidInput(f"CSV is not valid UTF-8{where}{column}", {"line": line})
+        if "straddling object straddles" in message:
+            return InvalidInput(f"CSV row longer than {BLOCK_SIZE} bytes, the block size (is a quote left open?)")
         m = _BAD_ROW_RE.search(message)
         if m is not None:
             return InvalidInput(f"CSV row with {m.group(2)} fields, expected {m.group(1)}: {message}")
@@ -683,8 +787,12 @@ class _BatchStream:
     def _read_sample(self, sample_rows: int) -> list[pa.RecordBatch]:
         raw = self._raw
         first = self._call(raw.next_now)
+        self._sample_batches = 1
+        self._check_rows()
         while first is not None and first.num_rows == 0:  # a block of blank lines
             first = self._call(raw.next_now)
+            self._sample_batches += 1
+            self._check_rows()
         if first is None:
             raise InvalidInput("empty CSV")
         self._names = self._header(first)
@@ -692,15 +800,19 @@ class _BatchStream:
         rows = first.num_rows - 1
         while rows < sample_rows:
             batch = self._call(raw.next_now)
+            self._check_rows()
             if batch is None:
                 self._done = True
                 break
+            self._sample_batches += 1
             if batch.num_rows:
                 buffered.append(batch)
                 rows += batch.num_rows
         return buffered
 
     def _header(self, first: pa.RecordBatch) -> list[str]:
+        for i in range(first.num_columns):
+            self._check_utf8(first.column(i).slice(0, 1), i)
         names = [first.column(i)[0].as_py() for i in range(first.num_columns)]
         empty = [str(i + 1) for i, n in enumerate(names) if n is None or n.strip() == ""]
         if empty:
@@ -722,9 +834,21 @@ class _BatchStream:
         arrays = [self._column(i, raw.column(i)) for i in range(len(self._names))]
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
+    def _check_utf8(self, s: pa.Array, i: int) -> None:
+        """Arrow's UTF-8 check is off (it would run on the parsing thread, the bottleneck): a
+        value that cast to a number, bool or time was ASCII, so only string columns need it."""
+        try:
+            s.validate(full=True)
+        except pa.ArrowInvalid:
+            line = self._inp.line_of_bad_utf8()
+            where = f" at line {line}" if line is not None else ""
+            column = f" in column {self._names[i]!r}" if i < len(self._names) else f" in column {i + 1}"
+            raise InvalidInput(f"CSV is not valid UTF-8{where}{column}", {"line": line}) from None
+
     def _column(self, i: int, s: pa.Array) -> pa.Array:
         t = self._types[i]
         if t == _STRING:
+            self._check_utf8(s, i)
             return s
         if t == _INT:
             v = _to_int(s)
@@ -752,6 +876,7 @@ class _BatchStream:
             if v is not None:
                 return v
         self._widen(i, _STRING)
+        self._check_utf8(s, i)
         return s  # the original text of every value
 
     def _widen(self, i: int, t: pa.DataType) -> None:
@@ -771,21 +896,28 @@ class _BatchStream:
                 raise StopIteration
             try:
                 raw = self._call(self._raw.take)
+                self._check_rows()
+                batch = self._convert(raw) if raw is not None and raw.num_rows else None
             except BaseException:
                 self.close()
                 raise
             if raw is None:
                 self._done = True
-            elif raw.num_rows:
-                return self._convert(raw)
+                continue
+            self._inp.release()
+            if batch is not None:
+                return batch
 
     def close(self) -> None:
         """Stop reading: ends the read-ahead thread, releases Arrow's IO thread and the blocks."""
         self._done = True
         self._ready.clear()
         self._raw.close()
+        self._inp.drop_window()
 
     def __del__(self) -> None:
+        # The garbage collector may run this on any thread: on one of Arrow's, waiting for
+        # Arrow could deadlock, so there (and at exit) the read-ahead thread finishes alone.
         raw = getattr(self, "_raw", None)
         if raw is not None:
-            raw.close(wait=False)
+            raw.close(wait=threading.get_ident() not in self._inp.arrow_threads and not sys.is_finalizing())

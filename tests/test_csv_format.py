@@ -12,8 +12,12 @@ import datetime as dt
 import gc
 import io
 import math
+import random
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -371,11 +375,65 @@ def test_quoted_commas_quotes_and_newlines_are_kept() -> None:
     assert column(batches, "b") == ['say "hi"\nand\r\nbye']
 
 
+@pytest.mark.parametrize("offset", [-2, -1, 0, 1])
+def test_crlf_inside_a_quoted_value_across_a_block_boundary_is_kept(small_blocks: int, offset: int) -> None:
+    # Arrow itself drops the "\n" when a block ends right after the "\r" (apache/arrow#51368).
+    head = b"a,b\r\n" + b"1,filler\r\n" * 90 + b'2,"'
+    pad = (small_blocks - 1 - len(head) + offset) % small_blocks
+    data = head + b"x" * pad + b'\r\ny"\r\n3,z\r\n'
+    assert data.index(b"\r\ny") % small_blocks == (small_blocks - 1 + offset) % small_blocks
+    _, batches, _ = read_all(data, sample_rows=10)
+    assert column(batches, "b")[-2:] == ["x" * pad + "\r\ny", "z"]
+
+
 def test_header_only_gives_string_columns_and_no_batches() -> None:
     schema, batches, notes = read_all(b"a,b\n")
     assert schema == pa.schema([("a", pa.string()), ("b", pa.string())])
     assert batches == []
     assert notes.string_fallback == ["a", "b"]
+
+
+def test_quoted_header_names_may_hold_commas() -> None:
+    schema, batches, _ = read_all(b'"a,b",c\n1,2\n')
+    assert schema.names == ["a,b", "c"]
+    assert column(batches, "a,b") == [1]
+
+
+def test_value_spanning_block_boundaries_is_read_whole(small_blocks: int) -> None:
+    big = "x" * (small_blocks // 2) + "\n" + "y" * (small_blocks // 3)
+    data = ("a,b\n" + "1,s\n" * 300 + f'2,"{big}"\n' + "3,t\n" * 300).encode()
+    _, batches, _ = read_all(data, sample_rows=10)
+    values = column(batches, "b")
+    assert len(values) == 601 and values[300] == big
+
+
+def test_row_longer_than_a_block_is_invalid_input(small_blocks: int) -> None:
+    data = ("a,b\n" + "1,s\n" * 300 + f'2,"{"x" * 5 * small_blocks}"\n' + "3,t\n" * 300).encode()
+    with pytest.raises(InvalidInput, match=r"row longer than .* bytes"):
+        read_all(data, sample_rows=10)
+
+
+def test_random_text_survives_block_boundaries(small_blocks: int) -> None:
+    rng = random.Random(1234)
+    alphabet = ["a", "b", " ", ",", '"', "\n", "\r\n", "\r", "é", "€", "😀", "0", "1"]
+    header = ["w", "x", "y", "z"]
+    rows: list[list[str | None]] = [
+        [None if rng.random() < 0.1 else "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12))) for _ in header] for _ in range(1500)
+    ]
+    data = write_csv(header, rows, newline="\r\n")
+    _, batches, _ = read_all(data, sample_rows=20)
+
+    reference = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))[1:]
+    assert len(batches) > 10
+    assert sum(b.num_rows for b in batches) == len(reference) == len(rows)
+    r = 0
+    for batch in batches:
+        for i in range(batch.num_rows):
+            for c, name in enumerate(header):
+                got = batch.column(c)[i].as_py()
+                want = expected_cell(reference[r][c], rows[r][c] is None, batch.schema.field(c).type)
+                assert same(got, want), f"row {r} column {name}: got {got!r}, want {want!r}"
+            r += 1
 
 
 def test_header_without_trailing_newline() -> None:
@@ -443,6 +501,17 @@ def test_invalid_utf8_is_invalid_input_with_its_line(small_blocks: int) -> None:
     data = b"a,b\n" + b"1,fine\n" * 500 + b"2,caf\xe9\n" + b"3,fine\n" * 10
     with pytest.raises(InvalidInput, match=r"not valid UTF-8 at line 502 in column 'b'"):
         read_all(data, sample_rows=10)
+
+
+def test_invalid_utf8_in_a_number_column_is_invalid_input_with_its_line(small_blocks: int) -> None:
+    data = b"a,b\n" + b"1,x\n" * 3000 + b"2\xff,x\n" + b"3,x\n" * 3000
+    with pytest.raises(InvalidInput, match=r"not valid UTF-8 at line 3002 in column 'a'"):
+        read_all(data, sample_rows=10)
+
+
+def test_invalid_utf8_in_the_sample_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match=r"not valid UTF-8 at line 3 in column 'b'"):
+        read_all(b"a,b\n1,x\n2,\xc3\x28\n")
 
 
 def test_invalid_utf8_in_the_header_is_invalid_input() -> None:
@@ -554,3 +623,34 @@ def test_closing_a_stream_stops_reading(small_blocks: int) -> None:
     assert source.pos == read < len(source.body)
     with pytest.raises(StopIteration):
         next(batches)
+
+
+EXIT_SCRIPT = """
+import io, sys
+from lakehouse import csv_format
+from lakehouse.errors import InvalidInput
+csv_format.BLOCK_SIZE = 128
+late = b"a,b\\n" + b"1,2\\n" * 1000 + b"x,y,z\\n"
+early = b"a,b\\n" + b"1,2\\n" * 10 + b"x,y,z\\n" + b"1,2\\n" * 100
+batches = csv_format.read_csv_batches(io.BytesIO(late), 5)[1]
+next(batches)
+del batches  # dropped half read
+errors = []  # kept, as a server keeps what it logs: their tracebacks keep the streams alive
+big = b"a,b\\n" + b"1,2\\n" * 100_000
+straddle = b"a,b\\n1,\\"" + b"x" * 1000 + b"\\"\\n"
+for data, limit in ((big, 200_000), (late, None), (straddle, None), (early, None)):
+    try:  # the last fails in the first block, right before the exit
+        list(csv_format.read_csv_batches(io.BytesIO(data), 5, limit)[1])
+    except InvalidInput as e:
+        errors.append(e)
+print("done")
+"""
+
+
+def test_process_exits_cleanly_right_after_failed_and_dropped_streams() -> None:
+    # Arrow's IO thread calls into Python; if it still did while the interpreter shut down,
+    # the process would abort ("Fatal Python error: PyGILState_Release").
+    root = Path(__file__).resolve().parents[1]
+    for _ in range(4):
+        done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], cwd=root, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-2000:]
