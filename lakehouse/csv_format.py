@@ -139,9 +139,9 @@ class _Input:
     """The caller's stream as the file object Arrow's CSV reader reads from.
 
     Arrow reads on a background IO thread and, unchecked, queues up to 32 blocks ahead of the
-    consumer (256 MiB at 8 MiB a block) whenever the consumer is slower than the network, as it
-    is while it uploads objects. So `read` holds the IO thread back until the consumer has
-    taken enough batches (one block makes one batch). It also fills each block completely
+    consumer whenever the consumer is slower than the network, as it is while it uploads
+    objects. So `read` holds the IO thread back until the consumer has taken enough batches
+    (one block makes one batch). It also fills each block completely
     (a socket hands out small pieces; a small block would make a small batch), counts bytes
     against `max_bytes`, and keeps the last few blocks so that an error can be located by line
     (Arrow's streaming reader does not number rows).
@@ -166,6 +166,7 @@ class _Input:
         self._arrow_done = threading.Event()  # set once Arrow has dropped its file object
         self._arrow_done.set()
         self.arrow_threads: set[int] = set()  # Arrow's threads that ran our Python code
+        self._released_by: int | None = None
 
     def arrow_file(self) -> pa.PythonFile:
         """The file object to hand Arrow, which tells when Arrow has let go of it.
@@ -177,18 +178,27 @@ class _Input:
         """
         proxy = _ArrowSide(self)
         self._arrow_done.clear()
-        weakref.finalize(proxy, self._arrow_done.set)
+        weakref.finalize(proxy, self._on_arrow_release)
         return pa.PythonFile(proxy, mode="r")
+
+    def _on_arrow_release(self) -> None:
+        self._released_by = threading.get_ident()
+        self._arrow_done.set()
 
     def wait_released(self, timeout: float = 5.0) -> bool:
         if not self._arrow_done.wait(timeout):
             return False
-        # The thread that let go is still leaving Python (PyGILState_Release): give it a moment.
-        time.sleep(_RELEASE_GRACE_SECONDS)
+        if self._released_by in self.arrow_threads:
+            # That thread of Arrow's is still leaving Python (PyGILState_Release): a moment.
+            time.sleep(_RELEASE_GRACE_SECONDS)
         return True
 
     def close(self) -> None:
-        """From now on reads return end of input at once (the kept blocks stay for errors)."""
+        """From now on reads return end of input at once (the kept blocks stay, to locate errors).
+
+        An end rather than an error: Arrow keeps an error's traceback alive after the reader is
+        gone, and with it Python objects that its threads would free later (see `arrow_file`).
+        """
         with self._cond:
             self.closed = True
             self._cond.notify_all()
@@ -205,12 +215,11 @@ class _Input:
                 return b""
             size = size if size is not None and size >= 0 else BLOCK_SIZE
             data = self._fill(size)
-            if len(data) == size > 1 and data[-1] == 0x0D:
-                # Arrow drops a "\n" that starts a block after one that ended in "\r", even
-                # inside a quoted value ("a\r\nb" becomes "a\rb": apache/arrow#51368). So
-                # no block ends in "\r": it goes to the front of the next one.
-                self._pending = data[-1:] + self._pending
-                data = data[:-1]
+            if len(data) == size:
+                cut = _safe_end(data)
+                if cut < len(data):
+                    self._pending = data[cut:] + self._pending
+                    data = data[:cut]
             with self._cond:
                 self._window.append((self._blocks, data))
                 self._blocks += 1
@@ -363,16 +372,37 @@ class _Input:
         return None
 
 
+def _safe_end(block: bytes | bytearray) -> int:
+    """Where a full block may end so that no block boundary falls where Arrow mishandles it.
+
+    Arrow drops a "\n" that starts a block after one that ended in "\r", even inside a quoted
+    value ("a\r\nb" becomes "a\rb": apache/arrow#51368). And a row cut inside a UTF-8
+    character, as the last one is when a stream is closed early, makes pyarrow print
+    "Exception ignored" instead of calling the invalid-row handler. The bytes past the
+    returned offset go to the front of the next block.
+    """
+    end = len(block)
+    lead = end - 1
+    while lead > end - 4 and lead > 0 and 0x80 <= block[lead] <= 0xBF:
+        lead -= 1  # back over continuation bytes to the character's first byte
+    first = block[lead]
+    need = 2 if 0xC0 <= first < 0xE0 else 3 if 0xE0 <= first < 0xF0 else 4 if first >= 0xF0 else 1
+    if lead + need > end and lead > 0:
+        end = lead  # the character is cut: keep it whole for the next block
+    if end > 1 and block[end - 1] == 0x0D:
+        end -= 1
+    return end
+
+
 class _ArrowSide:
     """What Arrow holds: reads go to the `_Input`; its end marks Arrow letting go (`arrow_file`)."""
 
-    closed = False  # after `_Input.close` reads return end of input, which Arrow handles best
+    closed = False  # after `_Input.close`, reads return end of input instead
 
     def __init__(self, inp: _Input) -> None:
-        self._inp = inp
-
-    def read(self, size: int = -1) -> bytes | bytearray:
-        return self._inp.read(size)
+        # The bound method itself, not a method calling it: a traceback Arrow keeps from a
+        # failed read then holds the `_Input`, not this object, whose end must be observable.
+        self.read = inp.read
 
     def readable(self) -> bool:
         return True
@@ -569,8 +599,9 @@ class _RawBatches:
 
     Arrow parses one block at a time on one core and converting a batch costs about half as
     much again, so a thread takes the next batch from Arrow (which releases the GIL while it
-    parses) while the consumer converts the last one. The thread holds this object only, not
-    the `_BatchStream`, so an abandoned stream is still collected and its `__del__` stops it.
+    parses) while the consumer converts the last one, and at the end tears the reader down
+    (`_teardown`). It holds this object only, not the `_BatchStream`, so an abandoned stream
+    is still collected and its `__del__` stops it.
     """
 
     def __init__(self, inp: _Input, width: int, row_errors: list[pacsv.InvalidRow]) -> None:
@@ -643,30 +674,34 @@ class _RawBatches:
 
     def _run(self) -> None:
         try:
-            while not self._stop.is_set():
-                item: pa.RecordBatch | BaseException | None
-                try:
-                    item = self.next_now()
-                except BaseException as exc:  # raised again on the consumer's thread
-                    item = exc
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if item is None or isinstance(item, BaseException):
-                    return
+            self._pump()
         finally:
+            # Not in _pump: an error it held would hold Arrow's file object (its traceback).
             self._teardown()
 
+    def _pump(self) -> None:
+        while not self._stop.is_set():
+            item: pa.RecordBatch | BaseException | None
+            try:
+                item = self.next_now()
+            except BaseException as exc:  # raised again on the consumer's thread
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item is None or isinstance(item, BaseException):
+                return
+
     def _teardown(self) -> None:
-        """End Arrow's reader the one safe way: run it to the end of input, then drop it.
+        """End Arrow's reader the one safe way: run it to its end, then drop it.
 
         A streaming reader dropped while its IO thread is still reading ahead can crash the
         process, and one dropped at exit aborts it (see `_Input.arrow_file`). So the input is
-        closed (reads return end of input at once), the reader drained, dropped, and its file
-        object awaited. Runs on the read-ahead thread, never on one of Arrow's.
+        closed (reads return end of input at once), the reader run to its end, dropped, and
+        its file object awaited. Runs on the read-ahead thread, never on one of Arrow's.
         """
         self.inp.close()
         reader, self.reader = self.reader, None

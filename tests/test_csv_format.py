@@ -447,9 +447,11 @@ def test_blank_lines_are_skipped() -> None:
 
 
 def test_default_blocks_make_large_batches() -> None:
-    data = b"a,b,c\n" + b"1,hello,2024-01-01\n" * 200_000
-    _, batches, _ = read_all(data)
-    assert len(batches) == 1 and batches[0].num_rows == 200_000
+    row = b"1,hello,2024-01-01\n"
+    per_block = csv_format.BLOCK_SIZE // len(row)
+    _, batches, _ = read_all(b"a,b,c\n" + row * (3 * per_block))
+    assert sum(b.num_rows for b in batches) == 3 * per_block
+    assert all(b.num_rows >= 0.9 * per_block for b in batches[:-1]) and len(batches) <= 4
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -525,6 +527,15 @@ def test_more_than_max_bytes_is_too_large(small_blocks: int) -> None:
         read_all(data, max_bytes=5000)
     schema, batches, _ = read_all(data, max_bytes=len(data))  # exactly the bound is fine
     assert sum(b.num_rows for b in batches) == 10_000
+
+
+def test_too_large_midway_is_raised_promptly(small_blocks: int) -> None:
+    data = b"a,b\n" + b"1,2\n" * 50_000
+    limit = csv_format._PEEK_BYTES + 50 * small_blocks  # past what is read to find the header
+    started = time.monotonic()
+    with pytest.raises(TooLarge):
+        read_all(data, max_bytes=limit)
+    assert time.monotonic() - started < 2
 
 
 def test_failure_of_the_source_is_raised_as_is(small_blocks: int) -> None:
@@ -617,7 +628,9 @@ def test_closing_a_stream_stops_reading(small_blocks: int) -> None:
     source = CountingSource(rows=20_000)
     _, batches, _ = read_csv_batches(source, 10)  # type: ignore[arg-type]
     next(batches)
+    started = time.monotonic()
     batches.close()  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 2  # Arrow let go of the input: no wait ran out
     read = source.pos
     time.sleep(0.2)
     assert source.pos == read < len(source.body)
@@ -625,20 +638,29 @@ def test_closing_a_stream_stops_reading(small_blocks: int) -> None:
         next(batches)
 
 
+@pytest.mark.parametrize("bad", [b"2\xff,x\n", b"1,2,3\n", b'"' + b"x" * 3000 + b'"\n'], ids=["utf8", "fields", "long-row"])
+def test_a_stream_failing_midway_fails_promptly(small_blocks: int, bad: bytes) -> None:
+    data = b"a,b\n" + b"1,x\n" * 3000 + bad + b"3,x\n" * 3000
+    started = time.monotonic()
+    with pytest.raises(InvalidInput):
+        read_all(data, sample_rows=10)
+    assert time.monotonic() - started < 2  # closing waited for Arrow, and Arrow let go
+
+
 EXIT_SCRIPT = """
 import io, sys
 from lakehouse import csv_format
 from lakehouse.errors import InvalidInput
-csv_format.BLOCK_SIZE = 128
+csv_format.BLOCK_SIZE = 1024
 late = b"a,b\\n" + b"1,2\\n" * 1000 + b"x,y,z\\n"
 early = b"a,b\\n" + b"1,2\\n" * 10 + b"x,y,z\\n" + b"1,2\\n" * 100
 batches = csv_format.read_csv_batches(io.BytesIO(late), 5)[1]
 next(batches)
 del batches  # dropped half read
 errors = []  # kept, as a server keeps what it logs: their tracebacks keep the streams alive
-big = b"a,b\\n" + b"1,2\\n" * 100_000
-straddle = b"a,b\\n1,\\"" + b"x" * 1000 + b"\\"\\n"
-for data, limit in ((big, 200_000), (late, None), (straddle, None), (early, None)):
+big = b"a,b\\n" + b"1,2\\n" * 30_000
+straddle = b"a,b\\n1,\\"" + b"x" * 5000 + b"\\"\\n"
+for data, limit in ((big, 100_000), (late, None), (straddle, None), (early, None)):
     try:  # the last fails in the first block, right before the exit
         list(csv_format.read_csv_batches(io.BytesIO(data), 5, limit)[1])
     except InvalidInput as e:
