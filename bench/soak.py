@@ -19,16 +19,9 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from bench.harness import Environment, log
+from scripts.smoke import memory_mb
 
 BATCH = 10_000
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def batch(start: int) -> pa.Table:
@@ -101,7 +94,7 @@ def main() -> None:
             t.start()
         started = time.monotonic()
         while time.monotonic() - started < args.seconds:
-            samples.append(rss_mb(server.pid))
+            samples.append(memory_mb(server.pid, "VmRSS"))
             time.sleep(1.0)
         stop.set()
         for t in threads:

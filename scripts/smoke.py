@@ -33,13 +33,18 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUP_BY = "SELECT role, count(*) AS n FROM {t} WHERE state = 'IL' GROUP BY role ORDER BY role"
 
 
-def peak_rss_mb(pid: int) -> float:
-    """The kernel's high-water mark of a process's resident memory (VmHWM)."""
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of a process from /proc: by default the kernel's high-water mark of its
+    resident memory (VmHWM); `VmRSS` is the current resident size."""
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    return memory_mb(pid, "VmHWM")
 
 
 def expected_group_by(path: Path) -> list[tuple[str, int]]:
