@@ -236,6 +236,9 @@ def write_batches(
         manifest = catalog.commit(name, final, objects, mode)
     except BaseException:
         writer.abort()
+        close = getattr(batches, "close", None)
+        if close is not None:  # a source with threads of its own (the CSV reader) stops now
+            close()
         raise
     return IngestResult(
         name=name,
