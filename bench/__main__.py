@@ -18,7 +18,7 @@ from typing import Callable
 
 from bench import ingest, memory, queries, scale
 from bench.clients import Adbc, DuckDbLocal, FlightDoGet, HttpSql, SqlClient
-from bench.harness import Environment, Lakehouse, Timing, log
+from bench.harness import Environment, Lakehouse, OtherLoad, Timing, log
 from bench.peer import Roapi, single_parquet
 from bench.report import Section, machine_facts, render
 from bench.workers import DEFAULT_ROWS, ensure_workers_csv
@@ -46,12 +46,7 @@ def query_sections(env: Environment, lh: Lakehouse, csv_path: Path, rows: int, t
             return c
 
         small_ours = [client(Adbc(lh.flight)), client(FlightDoGet(lh.flight)), client(HttpSql(f"{lh.http}/v1/sql", "HTTP /v1/sql JSON"))]
-        large_ours = [
-            small_ours[0],
-            client(Adbc(lh.flight, "ADBC, 64 MiB messages", max_message_bytes=64 << 20)),
-            small_ours[1],
-            client(HttpSql(f"{lh.http}/v1/sql", "HTTP /v1/sql Arrow", arrow=True)),
-        ]
+        large_ours = [small_ours[0], small_ours[1], client(HttpSql(f"{lh.http}/v1/sql", "HTTP /v1/sql Arrow", arrow=True))]
         small_peer: list[SqlClient] = []
         large_peer: list[SqlClient] = []
         if peer is not None:
@@ -66,8 +61,12 @@ def query_sections(env: Environment, lh: Lakehouse, csv_path: Path, rows: int, t
 
 def stage(sections: list[Section], name: str, run: Callable[[], list[Section]]) -> None:
     """Run one group of benchmarks; if it breaks, say so in the table and go on with the next."""
+    other = OtherLoad()
     try:
-        sections += run()
+        done = run()
+        for section in done:
+            section.notes.append(f"other processes used {other.share():.0%} of the CPUs meanwhile (noise if well above 0%)")
+        sections += done
     except Exception as exc:
         log(f"{name}: {type(exc).__name__}: {exc}")
         sections.append(Section(f"{name}: FAILED", notes=[f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]]))

@@ -32,25 +32,18 @@ class SqlClient(Protocol):
 class Adbc:
     """Flight SQL through the ADBC driver: `cursor.execute` then `fetch_arrow_table`."""
 
-    def __init__(self, uri: str, via: str = "ADBC (Flight SQL)", max_message_bytes: int | None = None) -> None:
-        """`max_message_bytes` raises the driver's gRPC receive limit (16 MiB by default)."""
-        import adbc_driver_flightsql
+    def __init__(self, uri: str, via: str = "ADBC (Flight SQL)") -> None:
         import adbc_driver_flightsql.dbapi as flight_sql
 
         self.via, self.kind = via, "adbc"
-        options = {adbc_driver_flightsql.DatabaseOptions.WITH_MAX_MSG_SIZE.value: str(max_message_bytes)} if max_message_bytes else None
         with warnings.catch_warnings():  # "Cannot disable autocommit": the servers have no transactions
             warnings.simplefilter("ignore")
-            self.conn = flight_sql.connect(uri, db_kwargs=options)
+            self.conn = flight_sql.connect(uri)
         self.cursor = self.conn.cursor()
 
     def run(self, sql: str) -> int:
         self.cursor.execute(sql)
         return self.cursor.fetch_arrow_table().num_rows
-
-    def table(self, sql: str) -> pa.Table:
-        self.cursor.execute(sql)
-        return self.cursor.fetch_arrow_table()
 
     def close(self) -> None:
         self.cursor.close()

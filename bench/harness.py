@@ -80,9 +80,9 @@ def measure_all(fns: Sequence[Callable[[int], object]], timing: Timing, warmup: 
     return [errors.get(k) or Measured(statistics.median(samples[k]), len(samples[k])) for k in range(len(fns))]
 
 
-def measure(fn: Callable[[int], object], timing: Timing) -> Measured:
+def measure(fn: Callable[[int], object], timing: Timing, warmup: int = 1) -> Measured:
     """`measure_all` of one function; raises what it raises."""
-    (result,) = measure_all([fn], timing)
+    (result,) = measure_all([fn], timing, warmup)
     if isinstance(result, Exception):
         raise result
     return result
@@ -117,6 +117,39 @@ def reset_peak_rss(pid: int) -> None:
     the peak of what happens from now on (Linux clear_refs, value 5)."""
     with open(f"/proc/{pid}/clear_refs", "w") as fh:
         fh.write("5")
+
+
+class OtherLoad:
+    """How much of the machine's CPU other processes used while a benchmark ran: a noise
+    indicator, since client, servers and baselines all share the same few cores.
+
+    Busy time of all CPUs (/proc/stat) minus the CPU time of this process and its children
+    (the servers, MinIO and ROAPI it started), over the wall time times the CPU count."""
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float]:
+        import psutil
+
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        me = psutil.Process()
+        t = me.cpu_times()
+        ours = t.user + t.system + t.children_user + t.children_system
+        for child in me.children(recursive=True):
+            try:
+                c = child.cpu_times()
+                ours += c.user + c.system
+            except psutil.Error:
+                pass
+        return time.monotonic(), busy, ours
+
+    def share(self) -> float:
+        wall, busy, ours = (b - a for a, b in zip(self._start, self._sample()))
+        return max(0.0, busy - ours) / (wall * (os.cpu_count() or 1)) if wall > 0 else 0.0
 
 
 @dataclass(frozen=True)

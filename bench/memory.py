@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, Environment, log, reset_peak_rss
+from bench.harness import ROOT, Environment, OtherLoad, log, reset_peak_rss
 from bench.ingest import http_ingest
 from bench.report import Section, Target, machine_facts, render
 from bench.workers import DEFAULT_ROWS, ensure_workers_csv
@@ -109,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     facts = machine_facts()
     env = Environment(args.backend)
+    other = OtherLoad()
     try:
         section = run(env, args.rows)
     finally:
         env.close()
+    section.notes.append(f"other processes used {other.share():.0%} of the CPUs meanwhile (noise if well above 0%)")
     print("\n".join(facts) + "\n" + render([section]))
     return 0
 
