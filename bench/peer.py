@@ -13,15 +13,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 
 from bench.clients import Adbc, HttpSql
 from scripts.minio import free_port
-from scripts.smoke import peak_rss_mb
+from scripts.smoke import peak_rss_mb, wait_healthy
 
 START_TIMEOUT_S = 120.0
 
@@ -63,18 +61,11 @@ class Roapi:
         self._wait_ready(log)
 
     def _wait_ready(self, log: Path) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"roapi exited with {self.proc.returncode}; see {log}")
-            try:
-                if httpx.get(f"{self.http}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.close()
-        raise RuntimeError(f"roapi not ready after {START_TIMEOUT_S:.0f} s; see {log}")
+        try:
+            wait_healthy(self.proc, f"{self.http}/health", "roapi", log, START_TIMEOUT_S)
+        except RuntimeError:
+            self.close()
+            raise
 
     @property
     def http(self) -> str:

@@ -57,6 +57,21 @@ def expected_group_by(path: Path) -> list[tuple[str, int]]:
     return sorted(counts.items())
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, what: str, log: Path, timeout: float = 60.0) -> None:
+    """Wait until a freshly started server answers 200 at `url`; fail early if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; see {log}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {timeout:.0f} s; see {log}")
+
+
 class Server:
     """`lakehouse serve` in a child process, configured through the environment."""
 
@@ -67,17 +82,7 @@ class Server:
     def start(self) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "lakehouse", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; see {self.log}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.http_port}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready after 60 s; see {self.log}")
+        wait_healthy(self.proc, f"http://127.0.0.1:{self.http_port}/health", "server", self.log)
 
     def stop(self) -> float:
         """Stop with SIGTERM (a clean shutdown) and return the process's peak RSS in MB."""
