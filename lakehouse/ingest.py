@@ -222,10 +222,15 @@ def write_batches(
     batches: Iterable[pa.RecordBatch],
     mode: str = "create",
     notes: dict[str, Any] | None = None,
+    schema_is_final: bool = True,
 ) -> IngestResult:
-    """Write `batches` as dataset `name` and commit it. `batches` may widen `schema` as it goes."""
+    """Write `batches` as dataset `name` and commit it.
+
+    With `schema_is_final` false (CSV), `batches` may widen `schema` as they go, so an append's
+    schema can only be judged at the commit; otherwise a mismatch is refused before any write.
+    """
     started = time.perf_counter()
-    check_mode(catalog, name, mode, None)
+    check_mode(catalog, name, mode, schema if schema_is_final else None)
     writer = _ObjectWriter(name, catalog, cache, config)
     try:
         for batch in batches:

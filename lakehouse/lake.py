@@ -58,14 +58,13 @@ class Lake:
     def ingest_arrow(self, name: str, reader: pa.RecordBatchReader | Iterator[pa.RecordBatch], schema: pa.Schema | None = None, mode: str = "create") -> IngestResult:
         """Write an Arrow stream as dataset `name` (modes: create, append, replace, create_append)."""
         schema = schema if schema is not None else reader.schema  # type: ignore[union-attr]
-        check_mode(self.catalog, name, mode, schema)
         return write_batches(self.catalog, self.cache, self.config.ingest, name, schema, reader, mode)
 
     def ingest_csv(self, name: str, source: BinaryIO, mode: str = "create") -> IngestResult:
         """Stream CSV bytes into dataset `name`, inferring types from the first rows."""
-        check_mode(self.catalog, name, mode, None)
+        check_mode(self.catalog, name, mode, None)  # before a byte of the body is read
         schema, batches, notes = read_csv_batches(source, self.config.ingest.sample_rows, self.config.http.max_upload_bytes)
-        result = write_batches(self.catalog, self.cache, self.config.ingest, name, schema, batches, mode)
+        result = write_batches(self.catalog, self.cache, self.config.ingest, name, schema, batches, mode, schema_is_final=False)
         result.notes = {"string_fallback": notes.string_fallback, "widened": notes.widened}
         if notes.string_fallback:
             log.info("ingest %s: columns kept as string: %s", name, ", ".join(notes.string_fallback))
