@@ -3,10 +3,13 @@
 pyarrow turns an exception raised by a handler into a gRPC status by its class:
 `ArrowInvalid` → INVALID_ARGUMENT, `ArrowKeyError` → NOT_FOUND,
 `ArrowNotImplementedError` → UNIMPLEMENTED, `FlightUnavailableError` → UNAVAILABLE,
-`FlightInternalError` → INTERNAL (checked by experiment with pyarrow 26 and the ADBC Flight
+`FlightInternalError` → INTERNAL, `FlightTimedOutError` → DEADLINE_EXCEEDED,
+`FlightCancelledError` → CANCELLED (checked by experiment with pyarrow 26 and the ADBC Flight
 SQL driver, which raises `ProgrammingError` for the first two, `NotSupportedError` for
 UNIMPLEMENTED and `OperationalError` for UNAVAILABLE). gRPC has ALREADY_EXISTS and ABORTED,
-but no pyarrow exception reaches them, so a `Conflict` travels as INVALID_ARGUMENT.
+but no pyarrow exception reaches them, so a `Conflict` travels as INVALID_ARGUMENT; what a
+client may retry (`Unavailable`: storage down, the server busy or stopping, commits under
+contention) is UNAVAILABLE.
 
 The flight layer raises the core's own errors for its protocol mistakes too (a bad ticket is
 `InvalidInput`), so every handler is decorated with `@flight_errors`, and a generator feeding a
@@ -23,7 +26,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from flight.sql_codec import DecodeError
-from lakehouse.errors import LakehouseError, NotFound, Unavailable
+from lakehouse.errors import Cancelled, LakehouseError, NotFound, QueryTimeout, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +55,10 @@ def to_flight_error(exc: BaseException) -> BaseException:
         return _NotFoundError(exc.message)
     if isinstance(exc, Unavailable):
         return flight.FlightUnavailableError(exc.message)
+    if isinstance(exc, QueryTimeout):
+        return flight.FlightTimedOutError(exc.message)
+    if isinstance(exc, Cancelled):
+        return flight.FlightCancelledError(exc.message)
     if isinstance(exc, LakehouseError):  # InvalidInput, TooLarge, Conflict
         return pa.ArrowInvalid(exc.message)
     if isinstance(exc, DecodeError):

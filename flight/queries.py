@@ -17,6 +17,7 @@ from flight import tickets
 from flight.batches import bounded_batches
 from flight.errors import stream_errors
 from lakehouse import statements
+from lakehouse.admission import Admission
 from lakehouse.lake import Lake
 from lakehouse.statements import Statement
 
@@ -48,14 +49,19 @@ def statement_schema(lake: Lake, statement: Statement, params: pa.Table | None =
     return lake.query_schema(statement.sql, rows[0] if rows else None)
 
 
-def query_stream(lake: Lake, ticket: tickets.QueryTicket) -> flight.FlightDataStream:
-    """Stream a query's result straight from DuckDB, once per bound parameter row."""
+def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, context: flight.ServerCallContext) -> flight.FlightDataStream:
+    """Stream a query's result straight from DuckDB, once per bound parameter row.
+
+    Each run holds a slot of the Flight edge's cap and is stopped when the call is cancelled
+    (the client cancelled, went away or passed its deadline)."""
     rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
-    first = lake.query(ticket.sql, rows[0] if rows else None)
+    first = lake.query(ticket.sql, rows[0] if rows else None, gate=gate, client_gone=context.is_cancelled)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        yield from first
+        with first:
+            yield from first
         for row in rows[1:]:
-            yield from lake.query(ticket.sql, row)
+            with lake.query(ticket.sql, row, gate=gate, client_gone=context.is_cancelled) as result:
+                yield from result
 
     return flight.GeneratorStream(first.schema, stream_errors(bounded_batches(batches())))

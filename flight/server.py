@@ -40,7 +40,8 @@ class LakeFlightServer(flight.FlightServerBase):
     def __init__(self, lake: Lake, location: str, statement_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(location)
         self.lake = lake
-        self.sql = FlightSql(lake, PreparedStatements(statement_timeout))
+        self.gate = lake.admission("Flight", lake.config.flight.max_concurrent_queries)
+        self.sql = FlightSql(lake, PreparedStatements(statement_timeout), self.gate)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -75,11 +76,11 @@ class LakeFlightServer(flight.FlightServerBase):
     def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
         cmd = _sql_command(ticket.ticket)
         if cmd is not None:
-            return self.sql.stream(cmd)
+            return self.sql.stream(cmd, context)
         parsed = tickets.decode(ticket.ticket)
         if isinstance(parsed, tickets.ObjectsTicket):
             return datasets.objects_stream(self.lake, parsed)
-        return queries.query_stream(self.lake, parsed)
+        return queries.query_stream(self.lake, parsed, self.gate, context)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from flight.errors import Unsupported
 from flight.prepared import PreparedStatements
 from flight.uploads import incoming_batches, read_params
 from lakehouse import statements
+from lakehouse.admission import Admission
 from lakehouse.errors import InvalidInput, NotFound
 from lakehouse.lake import Lake
 
@@ -52,9 +53,10 @@ ACTIONS = {
 
 
 class FlightSql:
-    def __init__(self, lake: Lake, prepared: PreparedStatements) -> None:
+    def __init__(self, lake: Lake, prepared: PreparedStatements, gate: Admission) -> None:
         self.lake = lake
         self.prepared = prepared
+        self.gate = gate
 
     # -- GetFlightInfo / GetSchema ---------------------------------------------------------
 
@@ -97,12 +99,12 @@ class FlightSql:
 
     # -- DoGet -----------------------------------------------------------------------------
 
-    def stream(self, cmd: codec.Command) -> flight.FlightDataStream:
+    def stream(self, cmd: codec.Command, context: flight.ServerCallContext) -> flight.FlightDataStream:
         if isinstance(cmd, codec.TicketStatementQuery):
             ticket = tickets.decode(cmd.statement_handle)
             if not isinstance(ticket, tickets.QueryTicket):
                 raise InvalidInput("invalid ticket: a TicketStatementQuery carries a query")
-            return queries.query_stream(self.lake, ticket)
+            return queries.query_stream(self.lake, ticket, self.gate, context)
         if isinstance(cmd, _METADATA):
             return flight.RecordBatchStream(self._metadata(cmd))
         raise _unsupported(cmd, "DoGet")

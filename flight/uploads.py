@@ -18,10 +18,14 @@ MAX_PARAM_BYTES = 64 * 1024 * 1024
 
 
 def incoming_batches(reader: flight.MetadataRecordBatchReader, context: flight.ServerCallContext) -> Iterator[pa.RecordBatch]:
-    """The batches of a DoPut, one at a time; raises `InvalidInput` for a stream that was cut off."""
-    for chunk in reader:
-        if chunk.data is not None:
-            yield chunk.data
+    """The batches of a DoPut, one at a time; raises `InvalidInput` for a stream that was cut
+    off or that is not valid Arrow IPC."""
+    try:
+        for chunk in reader:
+            if chunk.data is not None:
+                yield chunk.data
+    except (pa.ArrowInvalid, OSError) as exc:  # how Arrow reports a malformed message
+        raise InvalidInput(f"the upload is not a valid Arrow IPC stream: {exc}") from None
     if context.is_cancelled():
         raise InvalidInput("the upload was cancelled before it ended; nothing was committed")
 

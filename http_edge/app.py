@@ -12,18 +12,24 @@ from http_edge.health import HealthController
 from http_edge.ingest import IngestController
 from http_edge.sql import SqlController
 from http_edge.storage import StorageController
+from lakehouse.admission import Admission
 from lakehouse.lake import Lake
 
 
 def create_app(lake: Lake) -> Litestar:
     """The app; OpenAPI at /schema/openapi.json. Upload routes accept up to `http.max_upload_bytes`."""
 
+    gate = lake.admission("HTTP", lake.config.http.max_concurrent_queries)
+
     def provide_lake() -> Lake:
         return lake
 
+    def provide_gate() -> Admission:
+        return gate
+
     return Litestar(
         route_handlers=[HealthController, IngestController, SqlController, CatalogController, StorageController],
-        dependencies={"lake": Provide(provide_lake, sync_to_thread=False)},
+        dependencies={"lake": Provide(provide_lake, sync_to_thread=False), "query_gate": Provide(provide_gate, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=lake.config.http.max_upload_bytes,
         openapi_config=OpenAPIConfig(title="lakehouse HTTP edge", version="0.1.0"),

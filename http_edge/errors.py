@@ -7,6 +7,7 @@ too large) keep their status; anything else is a bug and answers 500 without int
 from __future__ import annotations
 
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +18,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from lakehouse.errors import Conflict, InvalidInput, LakehouseError, NotFound, TooLarge, Unavailable
+from lakehouse.errors import Cancelled, Conflict, InvalidInput, LakehouseError, NotFound, QueryTimeout, TooLarge, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ STATUS_BY_ERROR: tuple[tuple[type[LakehouseError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (Unavailable, 503),
+    (QueryTimeout, 504),
+    (Cancelled, 499),  # nginx's "client closed request": logged, never seen by the client
 )
 
 
@@ -50,7 +53,9 @@ def _lakehouse_error(request: Request[Any, Any, Any], exc: LakehouseError) -> Re
     status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
     if status == 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return _response(status, exc.message, exc.detail)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    return _response(status, exc.message, exc.detail, headers)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

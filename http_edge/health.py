@@ -37,7 +37,7 @@ class HealthController(Controller):
     def ready(self, lake: NamedDependency[Lake]) -> Readiness:
         health = lake.health()
         try:
-            lake.query("SELECT 1").read_all()
+            lake.query_engine.ping()
             engine = True
         except LakehouseError:
             engine = False

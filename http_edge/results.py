@@ -1,8 +1,9 @@
 """Query results as the formats a client can ask for: a JSON array, NDJSON, CSV or Arrow IPC.
 
-A result is cut at a row limit, and whether rows were left behind must be known before the
-first byte goes out (it is a response header), so the rows up to the limit are read first;
-nothing past the limit is ever read. Each format is then encoded one record batch at a time.
+A result is cut at a row limit. Whether rows were left behind is a response header, so up to
+`LOOKAHEAD_BYTES` of the result is read before the first byte goes out; a result larger than
+that streams on without the answer (the header then says `unknown`). Nothing past the limit
+is ever read, and each format is encoded one record batch at a time.
 
 JSON values are written faithfully: dates and timestamps as ISO 8601, decimals as strings
 (a DuckDB `sum` of integers is a 128-bit decimal), binary as base64, lists as arrays, structs
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from lakehouse.errors import InvalidInput
+from lakehouse.query import QueryResult
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -37,38 +38,66 @@ _JSON = msgspec.json.Encoder(enc_hook=str)
 _ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"  # Arrow adds the fraction digits of the unit
 
 
+LOOKAHEAD_BYTES = 8 * 1024 * 1024
+"""How much of a result is read before the response starts: a result that ends (or passes the
+row limit) within it gets an exact truncation header; a larger one streams on, batch by batch,
+so memory stays at this plus one batch whatever the result's size."""
+
+
 @dataclass(frozen=True)
 class Rows:
-    """The first rows of a result, at most a limit, and whether more were left behind."""
+    """A result cut at a row limit: the batches read ahead, then the rest as they come.
+
+    `truncated` is True or False when the result ended (or passed the limit) within the
+    look-ahead, and None when it was still going: the response streams before that is known.
+    """
 
     schema: pa.Schema
-    batches: list[pa.RecordBatch]
-    truncated: bool
+    head: list[pa.RecordBatch]
+    rest: Iterator[pa.RecordBatch]
+    truncated: bool | None
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        yield from self.head
+        yield from self.rest
 
 
-def first_rows(reader: pa.RecordBatchReader, limit: int) -> Rows:
-    batches: list[pa.RecordBatch] = []
-    count = 0
-    truncated = False
+def first_rows(result: QueryResult, limit: int, lookahead_bytes: int = LOOKAHEAD_BYTES) -> Rows:
+    """Read `result` until the limit, its end or `lookahead_bytes`, whichever comes first."""
+    head: list[pa.RecordBatch] = []
+    count = size = 0
     try:
-        for batch in reader:
+        for batch in result:
             if count + batch.num_rows > limit:
-                batches.append(batch.slice(0, limit - count))
-                truncated = True
-                break
-            batches.append(batch)
+                head.append(batch.slice(0, limit - count))
+                result.close()
+                return Rows(result.schema, head, iter(()), True)
+            head.append(batch)
             count += batch.num_rows
-    except (pa.ArrowException, OSError) as exc:  # how DuckDB reports errors met while the query runs
-        raise InvalidInput(f"SQL error: {exc}") from None
-    finally:
-        reader.close()
-    return Rows(reader.schema, batches, truncated)
+            size += batch.nbytes
+            if size >= lookahead_bytes:
+                return Rows(result.schema, head, _up_to(result, limit - count), None)
+    except BaseException:
+        result.close()
+        raise
+    return Rows(result.schema, head, iter(()), False)
+
+
+def _up_to(result: QueryResult, remaining: int) -> Iterator[pa.RecordBatch]:
+    with result:
+        for batch in result:
+            if batch.num_rows >= remaining:
+                if remaining:
+                    yield batch.slice(0, remaining)
+                return
+            remaining -= batch.num_rows
+            yield batch
 
 
 def json_array(rows: Rows) -> Iterator[bytes]:
     yield b"["
     separator = b""
-    for batch in rows.batches:
+    for batch in rows.batches():
         if batch.num_rows:
             yield separator + _JSON.encode(_pylist(batch))[1:-1]
             separator = b","
@@ -76,7 +105,7 @@ def json_array(rows: Rows) -> Iterator[bytes]:
 
 
 def ndjson(rows: Rows) -> Iterator[bytes]:
-    for batch in rows.batches:
+    for batch in rows.batches():
         if batch.num_rows:
             yield _JSON.encode_lines(_pylist(batch))
 
@@ -88,7 +117,7 @@ def csv(rows: Rows) -> Iterator[bytes]:
     schema = pa.schema([pa.field(f.name, pa.string()) if i in converters else f for i, f in enumerate(rows.schema)])
     sink = io.BytesIO()
     writer = pa_csv.CSVWriter(sink, schema)
-    for batch in rows.batches:
+    for batch in rows.batches():
         columns = [pa.array([converters[i](v) for v in _ns_as_text(c).to_pylist()], pa.string()) if i in converters else c for i, c in enumerate(batch.columns)]
         writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=schema))
         yield _drain(sink)
@@ -99,7 +128,7 @@ def csv(rows: Rows) -> Iterator[bytes]:
 def arrow_stream(rows: Rows) -> Iterator[bytes]:
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, rows.schema) as writer:
-        for batch in rows.batches:
+        for batch in rows.batches():
             writer.write_batch(batch)
             yield _drain(sink)
     yield _drain(sink)

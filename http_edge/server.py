@@ -7,7 +7,7 @@ import uvicorn
 from http_edge.app import create_app
 from lakehouse.lake import Lake
 
-GRACEFUL_SECONDS = 30
+GRACEFUL_SECONDS = 2
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -29,7 +29,8 @@ class HttpServer:
         self._server.run()
 
     def stop(self) -> None:
-        """Stop accepting connections; requests in flight finish (for up to 30 s) before `run` returns."""
+        """Stop accepting connections; requests in flight get `GRACEFUL_SECONDS` to finish
+        (running queries are interrupted first, see `Lake.stop_queries`) before `run` returns."""
         self._server.should_exit = True
 
     @property

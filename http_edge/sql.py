@@ -16,11 +16,15 @@ from litestar.status_codes import HTTP_200_OK, HTTP_406_NOT_ACCEPTABLE
 
 from http_edge.errors import error_responses
 from http_edge.results import ENCODERS, JSON, first_rows
-from http_edge.streams import iterate_in_thread
+from http_edge.streams import DisconnectWatch, iterate_in_thread
+from lakehouse.admission import Admission
 from lakehouse.lake import Lake
 
 SQL_BODY_BYTES = 1024 * 1024
 TRUNCATED_HEADER = "X-Lakehouse-Truncated"
+BATCH_ROWS = 2048
+"""Rows per batch of an HTTP result: JSON and CSV encode row by row anyway, and small batches
+keep a result of wide rows (20 KB each) at a few tens of MB per batch in flight."""
 
 
 class SqlRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,20 +40,33 @@ class SqlController(Controller):
         ["/v1/sql", "/sql"],
         status_code=HTTP_200_OK,
         request_max_body_size=SQL_BODY_BYTES,
-        responses=error_responses(400, 406, 413, 503),
-        response_headers=[ResponseHeader(name=TRUNCATED_HEADER, description="true when rows past max_rows were left out", documentation_only=True)],
+        responses=error_responses(400, 406, 413, 503, 504),
+        response_headers=[
+            ResponseHeader(
+                name=TRUNCATED_HEADER,
+                description="true when rows past max_rows were left out; unknown when the result was too large to tell before streaming",
+                documentation_only=True,
+            )
+        ],
         description=(
             "Rows as a JSON array of objects (default), or NDJSON, CSV or an Arrow IPC stream by Accept. "
             f"At most max_rows rows; {TRUNCATED_HEADER} says whether more were left out."
         ),
     )
-    async def sql(self, data: JSONBody[SqlRequest], request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> Stream:
+    async def sql(self, data: JSONBody[SqlRequest], request: Request[Any, Any, Any], lake: NamedDependency[Lake], query_gate: NamedDependency[Admission]) -> Stream:
         media_type = request.accept.best_match(list(ENCODERS)) if "accept" in request.headers else JSON
         if media_type is None:
             raise HTTPException(status_code=HTTP_406_NOT_ACCEPTABLE, detail=f"cannot answer with {request.headers['accept']!r}", extra={"available": list(ENCODERS)})
         ceiling = lake.config.http.max_rows
         limit = ceiling if data.max_rows is None else min(data.max_rows, ceiling)
-        # An async handler running the query in a thread itself: Litestar wraps a sync_to_thread
-        # handler once per path, so with the alias path it would be wrapped twice.
-        rows = await anyio.to_thread.run_sync(lambda: first_rows(lake.query(data.sql, data.params), limit))
-        return Stream(iterate_in_thread(ENCODERS[media_type](rows)), media_type=media_type, headers={TRUNCATED_HEADER: str(rows.truncated).lower()})
+        watch = DisconnectWatch(request)
+        try:
+            # An async handler running the query in a thread itself: Litestar wraps a
+            # sync_to_thread handler once per path, so with the alias path it would be wrapped twice.
+            rows = await anyio.to_thread.run_sync(lambda: first_rows(lake.query(data.sql, data.params, gate=query_gate, client_gone=watch.gone, batch_rows=BATCH_ROWS), limit))
+        except BaseException:
+            watch.close()
+            raise
+        truncated = "unknown" if rows.truncated is None else str(rows.truncated).lower()
+        return Stream(iterate_in_thread(ENCODERS[media_type](rows), on_close=watch.close), media_type=media_type, headers={TRUNCATED_HEADER: truncated})
+

@@ -109,11 +109,12 @@ class _BodyReader(io.RawIOBase):
         return n
 
 
-async def iterate_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def iterate_in_thread(chunks: Iterator[bytes], on_close: Callable[[], None] | None = None) -> AsyncIterator[bytes]:
     """Yield a blocking iterator's chunks without blocking the event loop.
 
     Unlike Litestar's wrapper for sync iterators, an error here (even a `ValueError` such as
     pyarrow's) propagates, so the server aborts the response instead of ending it as if whole.
+    `on_close` runs however the response ends.
     """
     done = object()
     try:
@@ -123,3 +124,30 @@ async def iterate_in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
         # A client that goes away leaves the iterator half read: release what it holds now.
         if isinstance(chunks, Generator):
             chunks.close()
+        if on_close is not None:
+            on_close()
+
+
+class DisconnectWatch:
+    """Notices, from the event loop, that the client of a request has gone away.
+
+    A query runs in a worker thread that never hears of the client; `gone` is what the core's
+    watchdog polls (`Lake.query(client_gone=...)`), so the query is interrupted within its poll
+    interval. Use it once the request body has been read: it reads the ASGI messages that
+    follow, of which only `http.disconnect` remains.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._gone = threading.Event()
+        self._task = asyncio.ensure_future(self._watch(request))
+
+    async def _watch(self, request: Request) -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        self._gone.set()
+
+    def gone(self) -> bool:
+        return self._gone.is_set()
+
+    def close(self) -> None:
+        self._task.cancel()

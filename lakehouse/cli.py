@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from typing import Sequence
 
 from lakehouse.config import load_config
@@ -15,6 +16,8 @@ from lakehouse.errors import LakehouseError
 from lakehouse.lake import Lake
 
 log = logging.getLogger("lakehouse")
+
+SHUTDOWN_SECONDS = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,8 +78,15 @@ def _serve(lake: Lake, only: str | None) -> int:
     while not stop.is_set() and all(t.is_alive() for t in threads):
         stop.wait(0.5)
     log.info("shutting down")
-    for s in stoppers:
-        s()
-    for t in threads:
-        t.join(timeout=30)
+    lake.stop_queries()
+    # Flight's shutdown waits for calls in flight (an idle upload can hold one open), so each
+    # server stops in a thread of its own and the process does not wait past the deadline.
+    deadline = time.monotonic() + SHUTDOWN_SECONDS
+    stopping = [threading.Thread(target=s, name="stop", daemon=True) for s in stoppers]
+    for t in stopping:
+        t.start()
+    for t in stopping + threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in stopping + threads):
+        log.warning("calls still open after %d s; leaving them", SHUTDOWN_SECONDS)
     return 0

@@ -35,6 +35,7 @@ class StorageConfig:
 class FlightConfig:
     host: str = "127.0.0.1"
     port: int = 8815
+    max_concurrent_queries: int = 16
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,14 @@ class HttpConfig:
     port: int = 3100
     max_upload_bytes: int = 2 * GIB
     max_rows: int = 100_000
+    max_concurrent_queries: int = 16
 
 
 @dataclass(frozen=True)
 class QueryConfig:
     view_ttl_seconds: float = 30.0
     threads: int = 0
+    timeout_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

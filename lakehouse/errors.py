@@ -34,7 +34,27 @@ class TooLarge(InvalidInput):
 
 
 class Unavailable(LakehouseError):
-    """A dependency (object storage) cannot be reached; the request may succeed later."""
+    """The request may succeed later: storage cannot be reached, the server is busy or stopping.
+
+    `retry_after` (seconds) is what a client should wait before trying again, when known; the
+    edges pass it on (HTTP `Retry-After`).
+    """
+
+    def __init__(self, message: str, detail: object | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, detail)
+        self.retry_after = retry_after
+
+
+class Busy(Unavailable):
+    """Too many requests of a kind at once (queries over the cap, commits under contention)."""
+
+
+class Cancelled(LakehouseError):
+    """The client gave up on the request (went away, cancelled, passed its deadline)."""
+
+
+class QueryTimeout(LakehouseError):
+    """A query ran longer than `query.timeout_seconds` and was stopped."""
 
 
 class ConfigError(LakehouseError):

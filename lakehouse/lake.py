@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import pyarrow as pa
 
+from lakehouse.admission import Admission
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import MANIFEST_PREFIX, Catalog, Manifest, validate_name
 from lakehouse.config import Config
 from lakehouse.csv_format import read_csv_batches
 from lakehouse.errors import InvalidInput, LakehouseError
 from lakehouse.ingest import IngestResult, check_mode, write_batches
-from lakehouse.query import QueryEngine
+from lakehouse.query import BATCH_ROWS, QueryEngine, QueryResult
 from lakehouse.secrets import FileSecretsProvider, SecretsProvider
 from lakehouse.storage import ObjectInfo, ObjectStore, open_store, validate_key
 
@@ -48,6 +49,11 @@ class Lake:
     def open(cls, config: Config, secrets: SecretsProvider | None = None) -> "Lake":
         provider = secrets or FileSecretsProvider(config.secrets.path)
         return cls(config, open_store(config.storage, provider))
+
+    def stop_queries(self) -> None:
+        """Interrupt every running query and refuse new ones: the first step of shutdown, so
+        that responses still streaming end and the servers can stop."""
+        self.query_engine.watchdog.stop_all()
 
     def close(self) -> None:
         self.query_engine.close()
@@ -95,8 +101,21 @@ class Lake:
 
     # -- query -----------------------------------------------------------------------------
 
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.RecordBatchReader:
-        return self.query_engine.execute(sql, params)
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        gate: Admission | None = None,
+        client_gone: Callable[[], bool] | None = None,
+        batch_rows: int = BATCH_ROWS,
+    ) -> QueryResult:
+        """Run a read-only query; `gate` is the calling edge's cap on concurrent queries and
+        `client_gone` tells the watchdog when the client has left (see `QueryEngine.execute`)."""
+        return self.query_engine.execute(sql, params, batch_rows, gate, client_gone)
+
+    def admission(self, edge: str, limit: int) -> Admission:
+        """A cap of `limit` concurrent queries for one edge."""
+        return Admission(edge, limit)
 
     def query_schema(self, sql: str, params: Sequence[Any] | None = None) -> pa.Schema:
         return self.query_engine.schema(sql, params)

@@ -1,0 +1,93 @@
+"""What user SQL may read: the datasets' views and rows it computes itself, nothing else.
+
+DuckDB's own sandbox (external access off, allowed directories, locked configuration; see
+`query.py`) keeps queries out of the rest of the machine, but the views must read the data
+and cache directories, so by itself it would also let a query read any file there by path:
+manifests, other datasets' objects, dropped data still in the cache. And DuckDB's settings
+and catalog functions disclose server paths. So each query's parse tree (DuckDB's
+`json_serialize_sql`) is checked against an allowlist before it runs:
+
+* a table reference names a dataset view or a CTE of the query (optionally as `main.t` or
+  `memory.main.t`), or one of `information_schema.{tables, columns, schemata}`; a name that
+  would be a file (`FROM 'x.parquet'`), DuckDB's internal views and `sqlite_master` are not;
+* table functions are limited to those that compute rows (`range`, `unnest`, ...), so no
+  `read_parquet`, `read_blob`, `glob` or `duckdb_settings()`;
+* functions that read settings or the environment (`current_setting`, `getenv`) are refused;
+* `SHOW x` names a dataset; `SHOW TABLES` and `DESCRIBE`/`SUMMARIZE` of a checked query pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterable
+
+from lakehouse.errors import InvalidInput
+
+TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "repeat", "repeat_row", "generate_subscripts"})
+DENIED_FUNCTIONS = frozenset({"current_setting", "getenv", "getvariable"})
+DENIED_FUNCTION_PREFIXES = ("duckdb_", "pragma_")
+INFORMATION_SCHEMA = frozenset({"tables", "columns", "schemata"})
+SCHEMAS = frozenset({"", "main"})
+CATALOGS = frozenset({"", "memory"})
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_tree(serialized: str, views: Iterable[str]) -> None:
+    """Refuse a query whose tree (`json_serialize_sql` output) reads anything but `views`.
+
+    Raises `InvalidInput` naming the first thing refused.
+    """
+    tree = json.loads(serialized)
+    if tree.get("error"):
+        raise InvalidInput(f"SQL error: {tree.get('error_message', 'cannot read this query')}")
+    known = {v.lower() for v in views} | {c.lower() for c in _ctes(tree)}
+    for node in _nodes(tree):
+        kind = node.get("type")
+        if kind == "BASE_TABLE":
+            _check_table(node, known)
+        elif kind == "TABLE_FUNCTION":
+            name = str((node.get("function") or {}).get("function_name", "")).lower()
+            if name not in TABLE_FUNCTIONS:
+                raise InvalidInput(f"refused by the query sandbox: table function {name}() is not available; query datasets by name")
+        elif kind == "SHOW_REF" and node.get("show_type") == "SHOW":
+            name = str(node.get("table_name", ""))
+            if name.lower() not in known:
+                raise InvalidInput(f"refused by the query sandbox: SHOW takes a dataset name, not {name!r}")
+        if node.get("class") == "FUNCTION":
+            name = str(node.get("function_name", "")).lower()
+            if name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
+                raise InvalidInput(f"refused by the query sandbox: function {name}() is not available")
+
+
+def _check_table(node: dict[str, Any], known: set[str]) -> None:
+    name = str(node.get("table_name", ""))
+    schema = str(node.get("schema_name") or "").lower()
+    catalog = str(node.get("catalog_name") or "").lower()
+    if schema == "information_schema" and catalog in CATALOGS and name.lower() in INFORMATION_SCHEMA:
+        return
+    if not _PLAIN.match(name):
+        raise InvalidInput(f"refused by the query sandbox: {name!r} is not a dataset name; files cannot be read by path")
+    if schema not in SCHEMAS or catalog not in CATALOGS or name.lower() not in known:
+        shown = ".".join(p for p in (catalog, schema, name) if p)
+        raise InvalidInput(f"SQL error: table {shown} does not exist")
+
+
+def _nodes(tree: Any) -> Iterable[dict[str, Any]]:
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _ctes(tree: Any) -> Iterable[str]:
+    for node in _nodes(tree):
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            for entry in cte_map.get("map") or []:
+                if isinstance(entry, dict) and isinstance(entry.get("key"), str):
+                    yield entry["key"]
