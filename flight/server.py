@@ -23,6 +23,7 @@ import pyarrow.flight as flight
 from flight import actions, datasets, queries, tickets
 from flight import sql_codec as codec
 from flight.errors import Unsupported, flight_errors
+from flight.middleware import StaleCatalogFactory
 from flight.prepared import DEFAULT_TIMEOUT_SECONDS, PreparedStatements
 from flight.sql import ACTIONS as SQL_ACTIONS
 from flight.sql import FlightSql
@@ -38,7 +39,7 @@ _INGEST_DEFAULT_MODE = "create_append"
 
 class LakeFlightServer(flight.FlightServerBase):
     def __init__(self, lake: Lake, location: str, statement_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
-        super().__init__(location)
+        super().__init__(location, middleware={"stale": StaleCatalogFactory(lake)})
         self.lake = lake
         self.gate = lake.admission("Flight", lake.config.flight.max_concurrent_queries)
         self.sql = FlightSql(lake, PreparedStatements(statement_timeout), self.gate)

@@ -7,7 +7,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from http_edge.errors import error_responses
-from lakehouse.errors import LakehouseError, Unavailable
+from lakehouse.errors import Unavailable
 from lakehouse.lake import Lake
 
 SERVICE = "lakehouse-http"
@@ -24,6 +24,8 @@ class Readiness(msgspec.Struct):
     catalog_datasets: int
     query_engine: bool
     detail: str
+    queries_running: int
+    catalog_stale_seconds: float | None
 
 
 class HealthController(Controller):
@@ -33,15 +35,17 @@ class HealthController(Controller):
     async def health(self) -> Liveness:
         return Liveness("ok", SERVICE)
 
-    @get("/ready", sync_to_thread=True, responses=error_responses(503), description="Storage, catalog and query engine state; 503 when one is not usable.")
+    @get(
+        "/ready",
+        sync_to_thread=True,
+        responses=error_responses(503),
+        description="Storage (answering within a second), catalog and query engine state; 503 when one is not usable.",
+    )
     def ready(self, lake: NamedDependency[Lake]) -> Readiness:
         health = lake.health()
-        try:
-            lake.query_engine.ping()
-            engine = True
-        except LakehouseError:
-            engine = False
-        report = Readiness("ok" if health.storage and engine else "unavailable", health.storage, health.datasets, engine, health.detail)
-        if report.status != "ok":
-            raise Unavailable(f"not ready: {health.detail if not health.storage else 'query engine failed'}", msgspec.to_builtins(report))
+        report = Readiness(
+            "ok" if health.ok else "unavailable", health.storage, health.datasets, health.engine, health.detail, health.queries_running, health.catalog_stale_seconds
+        )
+        if not health.ok:
+            raise Unavailable(f"not ready: {health.detail}", msgspec.to_builtins(report))
         return report

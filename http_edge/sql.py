@@ -22,6 +22,7 @@ from lakehouse.lake import Lake
 
 SQL_BODY_BYTES = 1024 * 1024
 TRUNCATED_HEADER = "X-Lakehouse-Truncated"
+STALE_HEADER = "X-Lakehouse-Catalog-Stale"
 BATCH_ROWS = 2048
 """Rows per batch of an HTTP result: JSON and CSV encode row by row anyway, and small batches
 keep a result of wide rows (20 KB each) at a few tens of MB per batch in flight."""
@@ -46,7 +47,13 @@ class SqlController(Controller):
                 name=TRUNCATED_HEADER,
                 description="true when rows past max_rows were left out; unknown when the result was too large to tell before streaming",
                 documentation_only=True,
-            )
+            ),
+            ResponseHeader(
+                name=STALE_HEADER,
+                description="present while storage is unreachable: seconds the answer's catalog has not been refreshed",
+                documentation_only=True,
+                required=False,
+            ),
         ],
         description=(
             "Rows as a JSON array of objects (default), or NDJSON, CSV or an Arrow IPC stream by Accept. "
@@ -67,6 +74,9 @@ class SqlController(Controller):
         except BaseException:
             watch.close()
             raise
-        truncated = "unknown" if rows.truncated is None else str(rows.truncated).lower()
-        return Stream(iterate_in_thread(ENCODERS[media_type](rows), on_close=watch.close), media_type=media_type, headers={TRUNCATED_HEADER: truncated})
+        headers = {TRUNCATED_HEADER: "unknown" if rows.truncated is None else str(rows.truncated).lower()}
+        stale = lake.catalog_stale_seconds
+        if stale is not None:
+            headers[STALE_HEADER] = f"{stale:.1f}"
+        return Stream(iterate_in_thread(ENCODERS[media_type](rows), on_close=watch.close), media_type=media_type, headers=headers)
 

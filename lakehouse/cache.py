@@ -72,3 +72,14 @@ class ObjectCache:
 
     def evict(self, key: str) -> None:
         (self.root / validate_key(key)).unlink(missing_ok=True)
+
+    def sweep(self, keep: set[str]) -> int:
+        """Delete every cached copy whose key is not in `keep` (the objects the catalog still
+        references), so data dropped or collected while this server was down cannot be read
+        from here; returns how many were deleted."""
+        removed = 0
+        for path in [p for p in self.root.rglob("*") if p.is_file()]:
+            if path.relative_to(self.root).as_posix() not in keep:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed

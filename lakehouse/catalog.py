@@ -25,7 +25,8 @@ from typing import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakehouse.errors import Conflict, InvalidInput, NotFound
+from lakehouse.errors import Busy, Conflict, InvalidInput, NotFound
+from lakehouse.leases import Leases, lease_of
 from lakehouse.storage import ObjectStore
 
 MANIFEST_PREFIX = "_catalog/manifests/"
@@ -34,6 +35,8 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MODES = ("create", "append", "replace", "create_append")
 _SCHEMA_KEY = b"lakehouse.schema"
 _COMMIT_ATTEMPTS = 20
+IDEMPOTENCY_WINDOW = 1000
+MAX_IDEMPOTENCY_KEY = 200
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,15 @@ class DataObject:
     key: str
     size: int
     row_count: int
+
+
+@dataclass(frozen=True)
+class KeyedCommit:
+    """A commit made with a client's idempotency key: enough to answer a retry of it."""
+
+    key: str
+    version: int
+    rows: int
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,12 @@ class Manifest:
     version: int
     schema: pa.Schema = field(compare=False)
     deleted: bool = False
+    keyed: tuple[KeyedCommit, ...] = ()
+    """The latest `IDEMPOTENCY_WINDOW` commits made with an idempotency key, oldest first."""
+
+    def commit_of(self, key: str) -> KeyedCommit | None:
+        """The commit made with idempotency key `key`, if it is among the recent ones."""
+        return next((c for c in reversed(self.keyed) if c.key == key), None)
 
     @property
     def etag(self) -> str:
@@ -126,6 +144,11 @@ _MANIFEST_SCHEMA = pa.schema(
         pa.field("row_count", pa.int64(), False),
         pa.field("version", pa.int64(), False),
         pa.field("deleted", pa.bool_(), False),
+        pa.field(
+            "keyed",
+            pa.list_(pa.struct([pa.field("key", pa.string(), False), pa.field("version", pa.int64(), False), pa.field("rows", pa.int64(), False)])),
+            False,
+        ),
     ]
 )
 
@@ -141,6 +164,7 @@ def encode_manifest(m: Manifest) -> bytes:
         "row_count": [m.row_count],
         "version": [m.version],
         "deleted": [m.deleted],
+        "keyed": [[{"key": c.key, "version": c.version, "rows": c.rows} for c in m.keyed]],
     }
     schema_blob = base64.b64encode(m.schema.serialize().to_pybytes())
     table = pa.table(row, schema=_MANIFEST_SCHEMA.with_metadata({_SCHEMA_KEY: schema_blob}))
@@ -164,18 +188,34 @@ def decode_manifest(data: bytes) -> Manifest:
         version=row["version"],
         schema=schema,
         deleted=row["deleted"],
+        keyed=tuple(KeyedCommit(c["key"], c["version"], c["rows"]) for c in row.get("keyed") or ()),
     )
 
 
 def _version_key(name: str, version: int) -> str:
-    return f"{MANIFEST_PREFIX}{name}/{version:010d}.parquet"
+    """Versions live under the lower-cased name: SQL folds identifiers' case, so `Sales` and
+    `sales` are one dataset, and sharing one sequence of versions makes the bucket's
+    create-if-absent decide between two servers creating them at once."""
+    return f"{MANIFEST_PREFIX}{name.lower()}/{version:010d}.parquet"
+
+
+class Replayed(Exception):
+    """Raised by `Catalog.commit` when its idempotency key was already committed: the caller
+    answers the earlier commit (`commit`, in `manifest`) and discards what it wrote."""
+
+    def __init__(self, commit: KeyedCommit, manifest: Manifest) -> None:
+        super().__init__(f"idempotency key {commit.key!r} was committed as version {commit.version}")
+        self.commit = commit
+        self.manifest = manifest
 
 
 class Catalog:
-    """The one writer of catalog commits, and the in-memory index of every dataset's latest manifest."""
+    """The one writer of catalog commits, and the in-memory index of every dataset's latest
+    manifest, keyed by the lower-cased name."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, lease_seconds: float = 60.0) -> None:
         self.store = store
+        self.leases = Leases(store, lease_seconds)
         self._lock = threading.RLock()
         self._latest: dict[str, Manifest] = {}
         self.reload()
@@ -184,43 +224,49 @@ class Catalog:
 
     def reload(self) -> None:
         """Re-read every dataset's latest manifest from storage (other writers' commits)."""
-        versions: dict[str, int] = {}
+        latest: dict[str, tuple[int, str]] = {}  # folded name -> (version, key)
         for info in self.store.list(MANIFEST_PREFIX):
-            name, _, file = info.key[len(MANIFEST_PREFIX) :].partition("/")
+            folder, _, file = info.key[len(MANIFEST_PREFIX) :].partition("/")
             if file.endswith(".parquet") and file[:-8].isdigit():
-                versions[name] = max(versions.get(name, 0), int(file[:-8]))
+                # Folders written before names were folded keep their case; the version decides.
+                version = int(file[:-8])
+                if version > latest.get(folder.lower(), (0, ""))[0]:
+                    latest[folder.lower()] = (version, info.key)
         fresh: dict[str, Manifest] = {}
-        for name, version in versions.items():
-            known = self._latest.get(name)
-            fresh[name] = known if known and known.version == version else self._read(name, version)
+        for folded, (version, key) in latest.items():
+            known = self._latest.get(folded)
+            fresh[folded] = known if known and known.version == version else decode_manifest(self.store.read_bytes(key))
         with self._lock:
             self._latest = fresh
 
-    def _read(self, name: str, version: int) -> Manifest:
-        return decode_manifest(self.store.read_bytes(_version_key(name, version)))
-
     def _reload_name(self, name: str) -> Manifest | None:
         latest = 0
-        for info in self.store.list(f"{MANIFEST_PREFIX}{name}/"):
+        for info in self.store.list(f"{MANIFEST_PREFIX}{name.lower()}/"):
             stem = info.key.rsplit("/", 1)[1][:-8]
             if stem.isdigit():
                 latest = max(latest, int(stem))
-        manifest = self._read(name, latest) if latest else None
+        manifest = decode_manifest(self.store.read_bytes(_version_key(name, latest))) if latest else None
         with self._lock:
             if manifest is None:
-                self._latest.pop(name, None)
+                self._latest.pop(name.lower(), None)
             else:
-                self._latest[name] = manifest
+                self._latest[name.lower()] = manifest
         return manifest
 
     def get(self, name: str) -> Manifest:
-        m = self._latest.get(name)
-        if m is None or m.deleted:
+        m = self.find(name)
+        if m is None:
             raise NotFound(f"dataset {name!r} not found")
         return m
 
     def find(self, name: str) -> Manifest | None:
-        m = self._latest.get(name)
+        """The live dataset of exactly this name (the spelling it was created with)."""
+        m = self._latest.get(name.lower())
+        return None if m is None or m.deleted or m.name != name else m
+
+    def resolve(self, name: str) -> Manifest | None:
+        """The live dataset `name` refers to in SQL, where identifiers match whatever their case."""
+        m = self._latest.get(name.lower())
         return None if m is None or m.deleted else m
 
     def list(self) -> list[Manifest]:
@@ -232,12 +278,18 @@ class Catalog:
         """Create an empty dataset, or return the existing one if its schema has the same fingerprint."""
         return self.commit(name, schema, (), "register")
 
-    def commit(self, name: str, schema: pa.Schema, objects: Iterable[DataObject], mode: str) -> Manifest:
+    def commit(self, name: str, schema: pa.Schema, objects: Iterable[DataObject], mode: str, idempotency_key: str | None = None) -> Manifest:
         """Make `objects` part of dataset `name` according to `mode`, atomically.
 
         Modes: `create` (the name must be free), `append` (the dataset must exist with the same
         schema), `replace` (the objects become the whole dataset), `create_append`, and
         `register` (create empty, or return the existing dataset of the same schema).
+
+        The objects must exist: one deleted meanwhile (by `gc`, after its writer's lease was
+        lost) fails the commit instead of publishing a dataset that cannot be read. With an
+        `idempotency_key` that the dataset's recent commits already hold, nothing is written
+        and `Replayed` is raised; the check is part of the atomic commit, so of two retries
+        racing on two servers exactly one commits.
         """
         validate_name(name)
         if any(not f.name for f in schema):
@@ -247,29 +299,36 @@ class Catalog:
             raise InvalidInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
         objects = tuple(objects)
         fingerprint = schema_fingerprint(schema)
+        self._verify(name, objects)
         with self._lock:
-            current = self._latest.get(name)
-            if current is None or current.deleted:
-                self._refuse_case_clash(name)
+            current = self._latest.get(name.lower())
             for _ in range(_COMMIT_ATTEMPTS):
                 live = current if current and not current.deleted else None
+                if live is not None and live.name != name:
+                    raise Conflict(f"dataset {name!r} clashes with existing dataset {live.name!r}: names are case-insensitive in SQL")
+                if live is not None and idempotency_key is not None and (done := live.commit_of(idempotency_key)) is not None:
+                    raise Replayed(done, live)
                 manifest = self._next(name, schema, fingerprint, objects, mode, live, current.version if current else 0)
                 if manifest is live:
                     return manifest
+                if idempotency_key is not None:
+                    keyed = (manifest.keyed + (KeyedCommit(idempotency_key, manifest.version, sum(o.row_count for o in objects)),))[-IDEMPOTENCY_WINDOW:]
+                    manifest = replace(manifest, keyed=keyed)
                 try:
                     self.store.put_if_absent(_version_key(name, manifest.version), encode_manifest(manifest))
                 except Conflict:
                     current = self._reload_name(name)
                     continue
-                self._latest[name] = manifest
+                self._latest[name.lower()] = manifest
                 return manifest
-        raise Conflict(f"dataset {name!r} is being changed by other writers; try again")
+        raise Busy(f"dataset {name!r} is being changed by other writers; try again", retry_after=1.0)
 
-    def _refuse_case_clash(self, name: str) -> None:
-        """SQL folds identifiers' case, so `Sales` and `sales` would be one view: refuse the second."""
-        for other in self._latest.values():
-            if not other.deleted and other.name != name and other.name.lower() == name.lower():
-                raise Conflict(f"dataset {name!r} clashes with existing dataset {other.name!r}: names are case-insensitive in SQL")
+    def _verify(self, name: str, objects: tuple[DataObject, ...]) -> None:
+        for obj in objects:
+            try:
+                self.store.stat(obj.key)
+            except NotFound:
+                raise Conflict(f"dataset {name!r}: object {obj.key} of this ingest no longer exists (collected while the ingest ran); nothing was committed, send it again") from None
 
     def _next(
         self,
@@ -310,29 +369,39 @@ class Catalog:
                     self.store.put_if_absent(_version_key(name, tomb.version), encode_manifest(tomb))
                 except Conflict:
                     reloaded = self._reload_name(name)
-                    if reloaded is None or reloaded.deleted:
+                    if reloaded is None or reloaded.deleted or reloaded.name != name:
                         raise NotFound(f"dataset {name!r} not found") from None
                     current = reloaded
                     continue
-                self._latest[name] = tomb
+                self._latest[name.lower()] = tomb
                 return current
-        raise Conflict(f"dataset {name!r} is being changed by other writers; try again")
+        raise Busy(f"dataset {name!r} is being changed by other writers; try again", retry_after=1.0)
 
     def gc(self, grace_seconds: float) -> list[str]:
-        """Delete objects under `datasets/` that no current manifest references and that are
-        older than the grace period (so an ingest still writing its objects is left alone)."""
+        """Delete objects under `datasets/` that no manifest references, that no live lease
+        protects and that are older than the grace period.
+
+        The order of the reads matters: objects first, then leases, then manifests. An object
+        listed in the first step was written under a lease taken before it; if that lease is
+        gone by the second step, its ingest ended, and if it committed, its manifest was
+        written before the lease was released, so the third step sees it.
+        """
+        objects = list(self.store.list(DATASET_PREFIX))
+        live = self.leases.live()
         self.reload()
         with self._lock:
             referenced = {o.key for m in self._latest.values() for o in m.objects}
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace_seconds)
         removed = []
-        for info in self.store.list(DATASET_PREFIX):
-            if info.key not in referenced and info.last_modified <= cutoff:
-                self.store.delete(info.key)
-                removed.append(info.key)
+        for info in objects:
+            if info.key in referenced or lease_of(info.key) in live or info.last_modified > cutoff:
+                continue
+            self.store.delete(info.key)
+            removed.append(info.key)
+        self.leases.collect_expired()
         return removed
 
 
-def new_object_key(name: str) -> str:
-    """A fresh, never-reused key for a data object of dataset `name`."""
-    return f"{DATASET_PREFIX}{name}/{uuid.uuid4().hex}.parquet"
+def new_object_key(name: str, lease: str) -> str:
+    """A fresh, never-reused key for a data object of dataset `name`, written under `lease`."""
+    return f"{DATASET_PREFIX}{name}/{lease}-{uuid.uuid4().hex[:16]}.parquet"

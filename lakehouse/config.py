@@ -64,6 +64,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class CatalogConfig:
     gc_grace_seconds: float = 3600.0
+    lease_seconds: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse.cache import ObjectCache
-from lakehouse.catalog import MODES, Catalog, DataObject, Manifest, first_difference, new_object_key, schema_fingerprint, validate_name
+from lakehouse.catalog import MAX_IDEMPOTENCY_KEY, MODES, Catalog, DataObject, KeyedCommit, Manifest, Replayed, first_difference, new_object_key, schema_fingerprint, validate_name
 from lakehouse.config import IngestConfig
 from lakehouse.errors import Conflict, InvalidInput, NotFound
 
@@ -94,6 +94,8 @@ class _ObjectWriter:
         self.cache = cache
         self.config = config
         self.written: list[_Written] = []
+        self.leases = catalog.leases
+        self.lease: str | None = None
         self._writer: pq.ParquetWriter | None = None
         self._spool: Path | None = None
         self._schema: pa.Schema | None = None
@@ -151,7 +153,9 @@ class _ObjectWriter:
         self.written.append(self._upload(spool, self._rows, self._schema))
 
     def _upload(self, spool: Path, rows: int, schema: pa.Schema) -> _Written:
-        key = new_object_key(self.name)
+        if self.lease is None:  # before the first object exists, so gc never sees it unprotected
+            self.lease = self.leases.take(self.name)
+        key = new_object_key(self.name, self.lease)
         try:
             info = self.store.put_file(key, str(spool))
         except BaseException:
@@ -183,6 +187,12 @@ class _ObjectWriter:
         if self.store.local_path(w.obj.key) is None:
             self.cache.evict(w.obj.key)
 
+    def release(self) -> None:
+        """Give up the lease: after the commit (the manifest protects the objects now) or the abort."""
+        if self.lease is not None:
+            self.leases.release(self.lease)
+            self.lease = None
+
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.close()
@@ -197,12 +207,31 @@ class _ObjectWriter:
         self.written.clear()
 
 
-def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None) -> None:
-    """Refuse a doomed ingest before any byte is written (the commit checks again, atomically)."""
+def _stop(batches: Iterable[pa.RecordBatch]) -> None:
+    close = getattr(batches, "close", None)
+    if close is not None:  # a source with threads of its own (the CSV reader) stops now
+        close()
+
+
+def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None, idempotency_key: str | None = None) -> IngestResult | None:
+    """Refuse a doomed ingest before any byte is written (the commit checks again, atomically).
+
+    Returns the earlier result when `idempotency_key` was already committed: the ingest is a
+    retry, and its body need not be read at all.
+    """
     validate_name(name)
     if mode not in MODES:
         raise InvalidInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
-    existing = catalog.find(name)
+    if idempotency_key is not None:
+        if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
+            raise InvalidInput(f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+        known = catalog.resolve(name)
+        done = known.commit_of(idempotency_key) if known is not None and known.name == name else None
+        if done is not None and known is not None:
+            return _replayed(name, mode, done, known)
+    existing = catalog.resolve(name)
+    if existing is not None and existing.name != name:
+        raise Conflict(f"dataset {name!r} clashes with existing dataset {existing.name!r}: names are case-insensitive in SQL")
     if mode == "create" and existing is not None:
         raise Conflict(f"dataset {name!r} already exists")
     if mode == "append" and existing is None:
@@ -211,6 +240,23 @@ def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None)
         stored = storage_schema(schema)
         if existing.schema_fingerprint != schema_fingerprint(stored):
             raise InvalidInput(f"cannot append to {name!r}: {first_difference(existing.schema, stored)}")
+    return None
+
+
+def _replayed(name: str, mode: str, done: KeyedCommit, manifest: Manifest) -> IngestResult:
+    """The answer to a retried ingest: the rows of the commit it repeats, nothing new written."""
+    return IngestResult(
+        name=name,
+        dataset_id=manifest.dataset_id,
+        mode=mode,
+        rows=done.rows,
+        objects=[],
+        bytes=0,
+        schema=manifest.schema,
+        seconds=0.0,
+        manifest=manifest,
+        notes={"replayed": True, "version": done.version},
+    )
 
 
 def write_batches(
@@ -223,14 +269,20 @@ def write_batches(
     mode: str = "create",
     notes: dict[str, Any] | None = None,
     schema_is_final: bool = True,
+    idempotency_key: str | None = None,
 ) -> IngestResult:
     """Write `batches` as dataset `name` and commit it.
 
     With `schema_is_final` false (CSV), `batches` may widen `schema` as they go, so an append's
     schema can only be judged at the commit; otherwise a mismatch is refused before any write.
+    With an `idempotency_key` already committed (a retry), the earlier result is returned and
+    nothing is added.
     """
     started = time.perf_counter()
-    check_mode(catalog, name, mode, schema if schema_is_final else None)
+    replay = check_mode(catalog, name, mode, schema if schema_is_final else None, idempotency_key)
+    if replay is not None:
+        _stop(batches)
+        return replay
     writer = _ObjectWriter(name, catalog, cache, config)
     try:
         for batch in batches:
@@ -238,13 +290,16 @@ def write_batches(
         final = writer.close() or storage_schema(schema)
         writer.unify(final)
         objects = [w.obj for w in writer.written]
-        manifest = catalog.commit(name, final, objects, mode)
+        manifest = catalog.commit(name, final, objects, mode, idempotency_key)
+    except Replayed as done:
+        writer.abort()
+        return _replayed(name, mode, done.commit, done.manifest)
     except BaseException:
         writer.abort()
-        close = getattr(batches, "close", None)
-        if close is not None:  # a source with threads of its own (the CSV reader) stops now
-            close()
+        _stop(batches)
         raise
+    finally:
+        writer.release()
     return IngestResult(
         name=name,
         dataset_id=manifest.dataset_id,

@@ -8,6 +8,7 @@ below, never in an edge.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
@@ -18,7 +19,7 @@ from lakehouse.cache import ObjectCache
 from lakehouse.catalog import MANIFEST_PREFIX, Catalog, Manifest, validate_name
 from lakehouse.config import Config
 from lakehouse.csv_format import read_csv_batches
-from lakehouse.errors import InvalidInput, LakehouseError
+from lakehouse.errors import InvalidInput, LakehouseError, NotFound
 from lakehouse.ingest import IngestResult, check_mode, write_batches
 from lakehouse.query import BATCH_ROWS, QueryEngine, QueryResult
 from lakehouse.secrets import FileSecretsProvider, SecretsProvider
@@ -27,23 +28,80 @@ from lakehouse.storage import ObjectInfo, ObjectStore, open_store, validate_key
 log = logging.getLogger(__name__)
 
 
+READY_WAIT_SECONDS = 0.8
+"""How long a readiness check waits for storage: a load balancer's probe must get an answer,
+and a storage call that has not answered by then counts as storage being unavailable."""
+PROBE_KEY = "_catalog/probe"
+
+
 @dataclass(frozen=True)
 class Health:
     storage: bool
+    engine: bool
     datasets: int
     detail: str
+    queries_running: int
+    catalog_stale_seconds: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.storage and self.engine
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": "ok" if self.storage else "unavailable", "storage": self.storage, "datasets": self.datasets, "detail": self.detail}
+        return {
+            "status": "ok" if self.ok else "unavailable",
+            "storage": self.storage,
+            "query_engine": self.engine,
+            "datasets": self.datasets,
+            "detail": self.detail,
+            "queries_running": self.queries_running,
+            "catalog_stale_seconds": None if self.catalog_stale_seconds is None else round(self.catalog_stale_seconds, 1),
+        }
+
+
+class _StorageProbe:
+    """One storage round trip at a time, in a thread of its own, so a caller can stop waiting
+    for it: a frozen store must not hang the readiness check for the store's whole timeout."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._result: tuple[bool, str] = (True, "ok")
+
+    def check(self, wait_seconds: float) -> tuple[bool, str]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._probe, name="storage-probe", daemon=True)
+                self._thread.start()
+            thread = self._thread
+        thread.join(wait_seconds)
+        if thread.is_alive():
+            return False, f"storage did not answer within {wait_seconds:g} s"
+        return self._result
+
+    def _probe(self) -> None:
+        try:
+            self._store.stat(PROBE_KEY)
+            self._result = (True, "ok")
+        except NotFound:
+            self._result = (True, "ok")
+        except LakehouseError as exc:
+            self._result = (False, exc.message)
 
 
 class Lake:
     def __init__(self, config: Config, store: ObjectStore) -> None:
         self.config = config
         self.store = store
-        self.catalog = Catalog(store)
+        self.catalog = Catalog(store, config.catalog.lease_seconds)
         self.cache = ObjectCache(store, config.storage.cache_dir)
         self.query_engine = QueryEngine(self.catalog, self.cache, config.query)
+        self._probe = _StorageProbe(store)
+        if store.local_path(PROBE_KEY) is None:
+            swept = self.cache.sweep({o.key for m in self.catalog.list() for o in m.objects})
+            if swept:
+                log.info("removed %d cached objects no dataset references", swept)
 
     @classmethod
     def open(cls, config: Config, secrets: SecretsProvider | None = None) -> "Lake":
@@ -61,16 +119,30 @@ class Lake:
 
     # -- ingest ----------------------------------------------------------------------------
 
-    def ingest_arrow(self, name: str, reader: pa.RecordBatchReader | Iterator[pa.RecordBatch], schema: pa.Schema | None = None, mode: str = "create") -> IngestResult:
-        """Write an Arrow stream as dataset `name` (modes: create, append, replace, create_append)."""
-        schema = schema if schema is not None else reader.schema  # type: ignore[union-attr]
-        return write_batches(self.catalog, self.cache, self.config.ingest, name, schema, reader, mode)
+    def ingest_arrow(
+        self,
+        name: str,
+        reader: pa.RecordBatchReader | Iterator[pa.RecordBatch] | QueryResult,
+        schema: pa.Schema | None = None,
+        mode: str = "create",
+        idempotency_key: str | None = None,
+    ) -> IngestResult:
+        """Write an Arrow stream as dataset `name` (modes: create, append, replace, create_append).
 
-    def ingest_csv(self, name: str, source: BinaryIO, mode: str = "create") -> IngestResult:
+        A retry with the `idempotency_key` of a commit already made answers that commit and
+        adds nothing (`notes.replayed`)."""
+        schema = schema if schema is not None else reader.schema  # type: ignore[union-attr]
+        return write_batches(self.catalog, self.cache, self.config.ingest, name, schema, reader, mode, idempotency_key=idempotency_key)
+
+    def ingest_csv(self, name: str, source: BinaryIO, mode: str = "create", idempotency_key: str | None = None) -> IngestResult:
         """Stream CSV bytes into dataset `name`, inferring types from the first rows."""
-        check_mode(self.catalog, name, mode, None)  # before a byte of the body is read
+        replay = check_mode(self.catalog, name, mode, None, idempotency_key)  # before a byte of the body is read
+        if replay is not None:
+            return replay
         schema, batches, notes = read_csv_batches(source, self.config.ingest.sample_rows, self.config.http.max_upload_bytes)
-        result = write_batches(self.catalog, self.cache, self.config.ingest, name, schema, batches, mode, schema_is_final=False)
+        result = write_batches(self.catalog, self.cache, self.config.ingest, name, schema, batches, mode, schema_is_final=False, idempotency_key=idempotency_key)
+        if result.notes.get("replayed"):
+            return result
         result.notes = {"string_fallback": notes.string_fallback, "widened": notes.widened}
         if notes.string_fallback:
             log.info("ingest %s: columns kept as string: %s", name, ", ".join(notes.string_fallback))
@@ -96,8 +168,14 @@ class Lake:
         return len(self.catalog.list())
 
     def gc(self, grace_seconds: float | None = None) -> list[str]:
-        grace = self.config.catalog.gc_grace_seconds if grace_seconds is None else grace_seconds
-        return self.catalog.gc(grace)
+        """Delete data objects no manifest references and no running ingest holds (see
+        `Catalog.gc`), also from the local cache. `catalog.gc_grace_seconds` is a floor: a
+        request may ask for a longer grace, never a shorter one."""
+        grace = max(self.config.catalog.gc_grace_seconds, grace_seconds or 0.0)
+        removed = self.catalog.gc(grace)
+        for key in removed:
+            self.cache.evict(key)
+        return removed
 
     # -- query -----------------------------------------------------------------------------
 
@@ -140,9 +218,17 @@ class Lake:
             raise InvalidInput(f"invalid prefix {prefix!r}")
         return list(self.store.list(prefix))
 
-    def health(self) -> Health:
+    def health(self, wait_seconds: float = READY_WAIT_SECONDS) -> Health:
+        """Whether storage answers (within `wait_seconds`) and the query engine runs a query."""
+        storage, detail = self._probe.check(wait_seconds)
         try:
-            next(iter(self.store.list(MANIFEST_PREFIX)), None)
+            self.query_engine.ping()
+            engine = True
         except LakehouseError as exc:
-            return Health(False, len(self.catalog.list()), exc.message)
-        return Health(True, len(self.catalog.list()), "ok")
+            engine, detail = False, f"query engine failed: {exc.message}" if storage else detail
+        return Health(storage, engine, len(self.catalog.list()), detail, self.query_engine.watchdog.running, self.query_engine.stale_seconds)
+
+    @property
+    def catalog_stale_seconds(self) -> float | None:
+        """Set while queries are answered from the last catalog read because storage is down."""
+        return self.query_engine.stale_seconds

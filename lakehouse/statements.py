@@ -373,10 +373,8 @@ def _resolve(lake: "Lake", statement: Statement) -> str:
     a name that matches none is the name of a new dataset, as written."""
     name = statement.table
     assert name is not None
-    if lake.catalog.find(name) is not None:
-        return name
-    matches = [m.name for m in lake.datasets() if m.name.lower() == name.lower()]
-    return matches[0] if len(matches) == 1 else name
+    existing = lake.catalog.resolve(name)
+    return existing.name if existing is not None else name
 
 
 def _query_batches(lake: "Lake", sql: str, rows: list[list[Any]]) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:

@@ -51,7 +51,9 @@ def config(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Conf
     else:
         server = request.getfixturevalue("minio")
         storage = StorageConfig(uri=f"s3://{server.bucket}/{uuid.uuid4().hex}", endpoint=server.endpoint, cache_dir=str(tmp_path / "cache"), timeout_seconds=2.0)
-    return dataclasses.replace(base, storage=storage, query=dataclasses.replace(base.query, view_ttl_seconds=0.0))
+    # No grace: only what the catalog knows (manifests, leases) keeps gc from an object.
+    catalog = dataclasses.replace(base.catalog, gc_grace_seconds=0.0)
+    return dataclasses.replace(base, storage=storage, query=dataclasses.replace(base.query, view_ttl_seconds=0.0), catalog=catalog)
 
 
 @pytest.fixture

@@ -19,6 +19,12 @@ SCHEMA = pa.schema([("id", pa.int64()), ("name", pa.string())])
 OTHER = pa.schema([("id", pa.int64()), ("name", pa.int32())])
 
 
+def obj(store: ObjectStore, key: str, rows: int) -> DataObject:
+    """A stored object to commit (a commit checks that its objects exist)."""
+    info = store.put(key, io.BytesIO(b"PAR1"))
+    return DataObject(key, info.size, rows)
+
+
 def test_register_list_and_survive_restart(store: ObjectStore) -> None:
     first = Catalog(store).register("workers", SCHEMA)
     assert first.row_count == 0 and first.objects == ()
@@ -49,11 +55,11 @@ def test_different_fingerprint_is_a_conflict_and_changes_nothing(store: ObjectSt
 
 def test_commit_changes_etag_and_counts_rows(store: ObjectStore) -> None:
     catalog = Catalog(store)
-    m1 = catalog.commit("t", SCHEMA, [DataObject("datasets/t/a.parquet", 10, 5)], "create")
-    m2 = catalog.commit("t", SCHEMA, [DataObject("datasets/t/b.parquet", 20, 7)], "append")
+    m1 = catalog.commit("t", SCHEMA, [obj(store, "datasets/t/a.parquet", 5)], "create")
+    m2 = catalog.commit("t", SCHEMA, [obj(store, "datasets/t/b.parquet", 7)], "append")
     assert m2.etag != m1.etag and m2.dataset_id == m1.dataset_id
     assert m2.row_count == 12 and [o.key for o in m2.objects] == ["datasets/t/a.parquet", "datasets/t/b.parquet"]
-    m3 = catalog.commit("t", SCHEMA, [DataObject("datasets/t/c.parquet", 1, 1)], "replace")
+    m3 = catalog.commit("t", SCHEMA, [obj(store, "datasets/t/c.parquet", 1)], "replace")
     assert m3.row_count == 1 and Catalog(store).get("t").objects == m3.objects
 
 
@@ -90,16 +96,15 @@ def test_a_second_catalog_sees_commits_after_reload(store: ObjectStore) -> None:
     b.reload()
     assert b.get("x").dataset_id == a.get("x").dataset_id
     # b's stale index must not let it overwrite a's newer version
-    a.commit("x", SCHEMA, [DataObject("datasets/x/1.parquet", 1, 1)], "append")
-    b.commit("x", SCHEMA, [DataObject("datasets/x/2.parquet", 1, 1)], "append")
+    a.commit("x", SCHEMA, [obj(store, "datasets/x/1.parquet", 1)], "append")
+    b.commit("x", SCHEMA, [obj(store, "datasets/x/2.parquet", 1)], "append")
     assert [o.key for o in Catalog(store).get("x").objects] == ["datasets/x/1.parquet", "datasets/x/2.parquet"]
 
 
 def test_gc_deletes_only_unreferenced_old_objects(store: ObjectStore) -> None:
     catalog = Catalog(store)
-    for key in ["datasets/t/kept.parquet", "datasets/t/orphan.parquet"]:
-        store.put(key, io.BytesIO(b"PAR1"))
-    catalog.commit("t", SCHEMA, [DataObject("datasets/t/kept.parquet", 4, 1)], "create")
+    store.put("datasets/t/orphan.parquet", io.BytesIO(b"PAR1"))
+    catalog.commit("t", SCHEMA, [obj(store, "datasets/t/kept.parquet", 1)], "create")
     assert catalog.gc(grace_seconds=3600) == []
     assert catalog.gc(grace_seconds=0) == ["datasets/t/orphan.parquet"]
     assert [o.key for o in store.list("datasets/")] == ["datasets/t/kept.parquet"]
@@ -152,8 +157,10 @@ def test_a_crash_before_the_commit_leaves_no_dataset_and_gc_collects_it(config: 
         proc.wait()
     orphans = [o.key for o in store.list("datasets/")]
     assert len(orphans) >= 3
-    catalog = Catalog(store)
+    catalog = Catalog(store, lease_seconds=1.0)
     assert catalog.find("crashed") is None
+    assert catalog.gc(grace_seconds=0) == [], "the writer's lease still protects its objects"
+    time.sleep(1.2)  # the killed writer renews its lease no more
     assert sorted(catalog.gc(grace_seconds=0)) == sorted(orphans)
     assert list(store.list("datasets/")) == []
 

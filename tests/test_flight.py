@@ -295,7 +295,8 @@ def test_list_actions_names_the_maintenance_actions(served: Served) -> None:
 
 def test_health_action_reports_storage_and_datasets(served: Served) -> None:
     put(served.client(), flight.FlightDescriptor.for_path("workers"), workers(10))
-    assert action(served, "health") == {"status": "ok", "storage": True, "datasets": 1, "detail": "ok"}
+    health = action(served, "health")
+    assert (health["status"], health["storage"], health["query_engine"], health["datasets"], health["detail"]) == ("ok", True, True, 1, "ok")
 
 
 def test_drop_action_removes_the_dataset_and_gc_its_objects(served: Served) -> None:

@@ -1,7 +1,7 @@
 """The S3 backend (MinIO or any S3-compatible endpoint), over the `minio` SDK.
 
-Timeouts and retries are bounded so that a store that is down turns into `Unavailable`
-within seconds instead of a hung request.
+Timeouts and retries are bounded so that a store that is down or frozen turns into
+`Unavailable` within seconds instead of a hung request.
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ class S3Store(ObjectStore):
         endpoint = urlparse(config.endpoint)
         creds = secrets.s3_credentials()
         timeout = config.timeout_seconds
+        # A store that accepts connections but does not answer (frozen, overloaded) must cost a
+        # caller at most about twice `timeout_seconds`, not minutes: one retry, and none after
+        # a read timed out.
         self._http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=timeout, read=max(timeout, 30.0)),
-            retries=urllib3.Retry(total=2, connect=1, read=1, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=urllib3.Retry(total=1, connect=1, read=0, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
             maxsize=16,
         )
         self._client = Minio(
