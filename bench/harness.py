@@ -209,16 +209,15 @@ class Lakehouse:
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return self.server.http
 
     @property
     def flight(self) -> str:
-        return f"grpc://127.0.0.1:{self.flight_port}"
+        return self.server.flight
 
     @property
     def pid(self) -> int:
-        assert self.server.proc is not None
-        return self.server.proc.pid
+        return self.server.pid
 
     def peak_rss_mb(self) -> float:
         return peak_rss_mb(self.pid)

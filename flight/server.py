@@ -23,7 +23,7 @@ import pyarrow.flight as flight
 from flight import actions, datasets, queries, tickets
 from flight import sql_codec as codec
 from flight.errors import Unsupported, flight_errors
-from flight.middleware import StaleCatalogFactory
+from flight.middleware import idempotency_key, middleware
 from flight.prepared import DEFAULT_TIMEOUT_SECONDS, PreparedStatements
 from flight.sql import ACTIONS as SQL_ACTIONS
 from flight.sql import FlightSql
@@ -39,7 +39,7 @@ _INGEST_DEFAULT_MODE = "create_append"
 
 class LakeFlightServer(flight.FlightServerBase):
     def __init__(self, lake: Lake, location: str, statement_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
-        super().__init__(location, middleware={"stale": StaleCatalogFactory(lake)})
+        super().__init__(location, middleware=middleware(lake))
         self.lake = lake
         self.gate = lake.admission("Flight", lake.config.flight.max_concurrent_queries)
         self.sql = FlightSql(lake, PreparedStatements(statement_timeout), self.gate)
@@ -95,7 +95,9 @@ class LakeFlightServer(flight.FlightServerBase):
     ) -> None:
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
             name, mode = datasets.path_target(descriptor)
-            result = self.lake.ingest_arrow(name, incoming_batches(reader, context), schema=reader.schema, mode=mode or _INGEST_DEFAULT_MODE)
+            result = self.lake.ingest_arrow(
+                name, incoming_batches(reader, context), schema=reader.schema, mode=mode or _INGEST_DEFAULT_MODE, idempotency_key=idempotency_key(context)
+            )
             log.info("DoPut %s (%s): %d rows in %d objects", name, result.mode, result.rows, len(result.objects))
             writer.write(datasets.put_result(result))
             return
@@ -136,7 +138,7 @@ def _sql_text(data: bytes) -> str:
 
 def serve_flight(lake: Lake, statement_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> LakeFlightServer:
     """A started server on `grpc://{flight.host}:{flight.port}` (port 0 picks a free one);
-    `.serve()` blocks until `.shutdown()`. Prepared statements unused for
+    `.wait()` blocks until `.shutdown()`. Prepared statements unused for
     `statement_timeout` seconds are dropped."""
     return LakeFlightServer(lake, f"grpc://{lake.config.flight.host}:{lake.config.flight.port}", statement_timeout)
 
@@ -145,7 +147,7 @@ def serve_flight(lake: Lake, statement_timeout: float = DEFAULT_TIMEOUT_SECONDS)
 def running(lake: Lake, statement_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> Iterator[LakeFlightServer]:
     """`serve_flight(lake)` serving in a background thread for the duration of the block."""
     server = serve_flight(lake, statement_timeout)
-    thread = threading.Thread(target=server.serve, name="flight", daemon=True)
+    thread = threading.Thread(target=server.wait, name="flight", daemon=True)
     thread.start()
     try:
         yield server

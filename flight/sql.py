@@ -23,6 +23,7 @@ from flight import metadata, queries, tickets
 from flight import sql_codec as codec
 from flight import sql_schemas as schemas
 from flight.errors import Unsupported
+from flight.middleware import idempotency_key
 from flight.prepared import PreparedStatements
 from flight.uploads import incoming_batches, read_params
 from lakehouse import statements
@@ -149,7 +150,8 @@ class FlightSql:
             raise InvalidInput(f"unsupported table definition options: if_not_exist={options.if_not_exist!r}, if_exists={options.if_exists!r}")
         if options.if_not_exist == _NOT_EXIST.FAIL:
             self.lake.manifest(cmd.table)  # NotFound before any byte is written
-        return self.lake.ingest_arrow(cmd.table, incoming_batches(reader, context), schema=reader.schema, mode=mode).rows
+        key = idempotency_key(context)
+        return self.lake.ingest_arrow(cmd.table, incoming_batches(reader, context), schema=reader.schema, mode=mode, idempotency_key=key).rows
 
     # -- DoAction --------------------------------------------------------------------------
 

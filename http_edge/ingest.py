@@ -9,7 +9,7 @@ import pyarrow as pa
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from http_edge.errors import error_responses
@@ -21,6 +21,7 @@ from lakehouse.ingest import IngestResult
 from lakehouse.lake import Lake
 
 MULTIPART = "multipart/form-data"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 FILE_FIELD = "file"
 BODY_TYPES = [MULTIPART, CSV, ARROW_STREAM]
 
@@ -43,20 +44,27 @@ class IngestController(Controller):
         lake: NamedDependency[Lake],
         name: FromQuery[str],
         mode: Annotated[str, QueryParameter(description="create, append, replace or create_append")] = "create",
+        idempotency_key: Annotated[
+            str | None,
+            HeaderParameter(
+                name=IDEMPOTENCY_HEADER,
+                description="A key of the client's choosing: a retry with the same key answers the first ingest's result instead of ingesting again.",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
-        ingest = _ingest_for(request, lake, name, mode)
+        ingest = _ingest_for(request, lake, name, mode, idempotency_key)
         result = await run_with_body(request, ingest)
         return result.to_json()
 
 
-def _ingest_for(request: Request[Any, Any, Any], lake: Lake, name: str, mode: str) -> Callable[[BinaryIO], IngestResult]:
+def _ingest_for(request: Request[Any, Any, Any], lake: Lake, name: str, mode: str, key: str | None) -> Callable[[BinaryIO], IngestResult]:
     media_type, options = request.content_type
     if media_type == MULTIPART:
-        return lambda body: lake.ingest_csv(name, open_part(body, options.get("boundary"), FILE_FIELD), mode)
+        return lambda body: lake.ingest_csv(name, open_part(body, options.get("boundary"), FILE_FIELD), mode, key)
     if media_type == CSV:
-        return lambda body: lake.ingest_csv(name, body, mode)
+        return lambda body: lake.ingest_csv(name, body, mode, key)
     if media_type == ARROW_STREAM:
-        return lambda body: _ingest_arrow(lake, name, body, mode)
+        return lambda body: _ingest_arrow(lake, name, body, mode, key)
     raise HTTPException(
         status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         detail=f"cannot ingest a body of type {media_type[:100]!r}" if media_type else "the body needs a Content-Type",
@@ -64,8 +72,8 @@ def _ingest_for(request: Request[Any, Any, Any], lake: Lake, name: str, mode: st
     )
 
 
-def _ingest_arrow(lake: Lake, name: str, body: BinaryIO, mode: str) -> IngestResult:
+def _ingest_arrow(lake: Lake, name: str, body: BinaryIO, mode: str, key: str | None) -> IngestResult:
     try:
-        return lake.ingest_arrow(name, pa.ipc.open_stream(body), mode=mode)
+        return lake.ingest_arrow(name, pa.ipc.open_stream(body), mode=mode, idempotency_key=key)
     except pa.ArrowException as exc:
         raise InvalidInput(f"the body is not a valid Arrow IPC stream: {exc}") from None

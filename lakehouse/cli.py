@@ -62,7 +62,9 @@ def _serve(lake: Lake, only: str | None) -> int:
 
         server = serve_flight(lake)
         stoppers.append(server.shutdown)
-        threads.append(threading.Thread(target=server.serve, name="flight", daemon=True))
+        # `wait`, not `serve`: `serve` installs Flight's own SIGINT/SIGTERM handlers, which would
+        # replace ours and wait for running calls instead of interrupting their queries first.
+        threads.append(threading.Thread(target=server.wait, name="flight", daemon=True))
         log.info("Flight server on grpc://%s:%d", lake.config.flight.host, server.port)
     if only in (None, "http"):
         from http_edge.server import serve_http

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from lakehouse.admission import Admission
 from lakehouse.cache import ObjectCache
-from lakehouse.catalog import MANIFEST_PREFIX, Catalog, Manifest, validate_name
+from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, validate_name
 from lakehouse.config import Config
 from lakehouse.csv_format import read_csv_batches
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound
@@ -32,6 +32,7 @@ READY_WAIT_SECONDS = 0.8
 """How long a readiness check waits for storage: a load balancer's probe must get an answer,
 and a storage call that has not answered by then counts as storage being unavailable."""
 PROBE_KEY = "_catalog/probe"
+RESERVED_PREFIXES = (MANIFEST_PREFIX.split("/")[0], DATASET_PREFIX.rstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,17 @@ class Lake:
     # -- raw objects -----------------------------------------------------------------------
 
     def put_object(self, key: str, source: BinaryIO, length: int = -1) -> ObjectInfo:
-        """Store a user object; the catalog's own prefix is off limits so manifests stay consistent."""
+        """Store a user object. The lake's own keys are off limits: `datasets/` holds immutable
+        objects that manifests reference, `_catalog/` the manifests and leases, and a first
+        segment starting with `_` or `.` is kept for what the lake adds later (and for the
+        local backend's temporary files), so no upload can shadow, replace or block them."""
         validate_key(key)
-        if key.startswith(MANIFEST_PREFIX.split("/")[0] + "/"):
-            raise InvalidInput(f"invalid object key {key!r}: keys under _catalog/ are reserved")
+        first = key.split("/", 1)[0]
+        if first in RESERVED_PREFIXES or first.startswith(("_", ".")):
+            raise InvalidInput(
+                f"invalid object key {key[:100]!r}: {first}/ is reserved for the lake's own objects",
+                {"reserved": [p + "/" for p in RESERVED_PREFIXES] + ["_*/", ".*/"]},
+            )
         return self.store.put(key, source, length)
 
     def open_object(self, key: str) -> BinaryIO:

@@ -79,6 +79,19 @@ class Server:
         self.env, self.http_port, self.flight_port, self.log = env, http_port, flight_port, log
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def flight(self) -> str:
+        return f"grpc://127.0.0.1:{self.flight_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
     def start(self) -> None:
         out = self.log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "lakehouse", "serve"], env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)

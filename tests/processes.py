@@ -16,20 +16,7 @@ from scripts.smoke import Server, memory_mb
 
 
 class ServerProcess(Server):
-    """A started server with its two base addresses."""
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def flight(self) -> str:
-        return f"grpc://127.0.0.1:{self.flight_port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+    """A started server that tests can also kill, measure and ask about its queries."""
 
     def kill(self) -> None:
         """kill -9: no clean-up of any kind."""

@@ -84,6 +84,9 @@ class ObjectStore(ABC):
 
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9._=+\-@ ]+$")
+MAX_KEY_BYTES = 1024  # S3's own limit
+MAX_SEGMENT_BYTES = 255  # a file name on the local backend
+MAX_DEPTH = 32
 
 
 def validate_key(key: str) -> str:
@@ -92,12 +95,17 @@ def validate_key(key: str) -> str:
     Both backends share this rule so a key that works on a laptop works on MinIO too.
     """
     if not key or key.startswith("/") or "\\" in key or key.endswith("/"):
-        raise InvalidInput(f"invalid object key {key!r}: must be a relative path like 'dir/file.ext'")
+        raise InvalidInput(f"invalid object key {key[:100]!r}: must be a relative path like 'dir/file.ext'")
     parts = key.split("/")
+    if len(key.encode()) > MAX_KEY_BYTES or len(parts) > MAX_DEPTH or any(len(p.encode()) > MAX_SEGMENT_BYTES for p in parts):
+        raise InvalidInput(
+            f"invalid object key {key[:100]!r}: at most {MAX_KEY_BYTES} bytes, {MAX_DEPTH} segments and {MAX_SEGMENT_BYTES} bytes a segment",
+            {"max_bytes": MAX_KEY_BYTES, "max_depth": MAX_DEPTH, "max_segment_bytes": MAX_SEGMENT_BYTES},
+        )
     if any(p in ("", ".", "..") or not _SEGMENT.match(p) for p in parts):
-        raise InvalidInput(f"invalid object key {key!r}: segments may use letters, digits and ._=+-@ only, no '..'")
+        raise InvalidInput(f"invalid object key {key[:100]!r}: segments may use letters, digits and ._=+-@ only, no '..'")
     if posixpath.normpath(key) != key:
-        raise InvalidInput(f"invalid object key {key!r}")
+        raise InvalidInput(f"invalid object key {key[:100]!r}")
     return key
 
 

@@ -31,7 +31,10 @@ class LocalStore(ObjectStore):
         except OSError as exc:
             raise Unavailable(f"storage directory {self.root} is not writable: {exc.strerror}") from None
         for stale in self._tmp.iterdir():
-            stale.unlink(missing_ok=True)
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -62,30 +65,45 @@ class LocalStore(ObjectStore):
     def put(self, key: str, source: BinaryIO, length: int = -1) -> ObjectInfo:
         path = self._path(key)
         tmp = self._spool(source, length)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, path)
+        try:
+            self._publish(key, tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return self._info(key, path)
 
     def put_file(self, key: str, path: str) -> ObjectInfo:
         # A hard link publishes a spooled Parquet file without copying its bytes.
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mktemp(dir=self._tmp))
         try:
-            os.link(path, tmp)
-        except OSError:
-            shutil.copyfile(path, tmp)
-        os.replace(tmp, dest)
+            try:
+                os.link(path, tmp)
+            except OSError:
+                shutil.copyfile(path, tmp)
+            self._publish(key, tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
         return self._info(key, dest)
+
+    def _publish(self, key: str, tmp: Path, path: Path) -> None:
+        """Rename a finished temporary file into place. A directory holds a key's bytes here, so
+        `a` and `a/b` cannot both exist (S3 allows it): that clash is a `Conflict`."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, path)
+        except (IsADirectoryError, NotADirectoryError, FileExistsError):
+            raise Conflict(f"object {key} clashes with another key: on this backend a key cannot also be the prefix of other keys") from None
 
     def put_if_absent(self, key: str, data: bytes) -> ObjectInfo:
         path = self._path(key)
         tmp = self._spool(io.BytesIO(data), len(data))
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             os.link(tmp, path)
         except FileExistsError:
             raise Conflict(f"object {key} already exists") from None
+        except (IsADirectoryError, NotADirectoryError):
+            raise Conflict(f"object {key} clashes with another key: on this backend a key cannot also be the prefix of other keys") from None
         finally:
             tmp.unlink(missing_ok=True)
         return self._info(key, path)
@@ -98,8 +116,11 @@ class LocalStore(ObjectStore):
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
-        if not path.is_file():
-            raise NotFound(f"object {key} not found")
+        try:
+            if not path.is_file():
+                raise NotFound(f"object {key} not found")
+        except NotADirectoryError:
+            raise NotFound(f"object {key} not found") from None
         return self._info(key, path)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -120,7 +141,10 @@ class LocalStore(ObjectStore):
                 continue
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except (IsADirectoryError, NotADirectoryError):  # no object of that key
+            pass
 
     def local_path(self, key: str) -> str | None:
         return str(self._path(key))
