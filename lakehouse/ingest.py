@@ -281,7 +281,8 @@ def write_batches(
     started = time.perf_counter()
     replay = check_mode(catalog, name, mode, schema if schema_is_final else None, idempotency_key)
     if replay is not None:
-        _stop(batches)
+        for _ in batches:  # read to the end, so the client's upload completes as usual
+            pass
         return replay
     writer = _ObjectWriter(name, catalog, cache, config)
     try:
