@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, BinaryIO
+from urllib.parse import unquote
 
 import msgspec
 from litestar import Controller, Request, get, put
@@ -18,6 +19,10 @@ from http_edge.errors import error_responses
 from http_edge.streams import iterate_in_thread, run_with_body
 from lakehouse.lake import Lake
 from lakehouse.storage import CHUNK, ObjectInfo
+
+
+PUT_ROUTE = "/storage/put/"
+GET_ROUTE = "/storage/get/"
 
 
 class StoredObject(msgspec.Struct):
@@ -36,9 +41,13 @@ class ObjectList(msgspec.Struct):
     objects: list[StoredObject]
 
 
-def _key(path: str) -> str:
-    # Litestar hands a path parameter over with its leading slash; only that one is ours to drop.
-    return path[1:] if path.startswith("/") else path
+def _key(request: Request[Any, Any, Any], route: str) -> str:
+    """The key exactly as the client wrote it after the route's prefix. Litestar's path
+    parameter has empty segments collapsed, so `//etc/x` (or `%2Fetc%2Fx`) would silently
+    become the relative `etc/x`; the raw path keeps them for `validate_key` to refuse."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    path = unquote(raw.decode("latin-1"))
+    return path.split(route, 1)[1] if route in path else ""
 
 
 class StorageController(Controller):
@@ -48,14 +57,14 @@ class StorageController(Controller):
     @put("/put/{key:path}", responses=error_responses(400, 413, 503), description="Store the body under key (replacing any object there); 413 past http.max_upload_bytes.")
     async def put_object(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake], key: FromPath[str]) -> StoredObject:
         length = request.content_length if request.content_length is not None else -1
-        info = await run_with_body(request, lambda body: lake.put_object(_key(key), body, length))
+        info = await run_with_body(request, lambda body: lake.put_object(_key(request, PUT_ROUTE), body, length))
         return StoredObject.of(info)
 
     @get("/get/{key:path}", sync_to_thread=True, responses=error_responses(400, 404, 503))
-    def get_object(self, lake: NamedDependency[Lake], key: FromPath[str]) -> Stream:
-        info = lake.stat_object(_key(key))
+    def get_object(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake], key: FromPath[str]) -> Stream:
+        info = lake.stat_object(_key(request, GET_ROUTE))
         return Stream(
-            iterate_in_thread(_chunks(lake.open_object(_key(key)))),
+            iterate_in_thread(_chunks(lake.open_object(info.key))),
             media_type="application/octet-stream",
             headers={"Content-Length": str(info.size), "ETag": f'"{info.etag}"'},
         )

@@ -170,8 +170,8 @@ def test_two_servers_racing_for_names_differing_in_case_one_wins_each_time(minio
 
 @pytest.mark.parametrize(
     "key",
-    [".tmp/a/b", "_catalog", "_catalog/manifests/x/0000000009.parquet", "datasets", "datasets/w/x.parquet", "_future/x", "k" * 1100, "/".join(["a"] * 2000)],
-    ids=["tmp dir", "catalog as a file", "a manifest", "datasets as a file", "a data object", "reserved prefix", "long key", "deep key"],
+    ["/etc/x", "a//b", ".tmp/a/b", "_catalog", "_catalog/manifests/x/0000000009.parquet", "datasets", "datasets/w/x.parquet", "_future/x", "k" * 1100, "/".join(["a"] * 2000)],
+    ids=["absolute", "empty segment", "tmp dir", "catalog as a file", "a manifest", "datasets as a file", "a data object", "reserved prefix", "long key", "deep key"],
 )
 def test_raw_keys_that_could_break_the_store_are_refused(lake: Lake, key: str) -> None:
     with serving(lake) as running:
