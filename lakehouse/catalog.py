@@ -1,12 +1,13 @@
 """The dataset catalog: manifests in object storage, an index in memory.
 
 Each commit writes a new, numbered manifest object
-`_catalog/manifests/<name>/<version>.parquet` with create-if-absent, so of two writers (two
-threads or two processes sharing a bucket) that race for the same version exactly one wins;
-the loser re-reads the latest manifest and re-checks its rule (schema match, name taken)
-before trying the next version. The latest version of a name is its state; a dataset's data
-objects become visible only through the manifest that lists them, so a crash before the
-commit leaves objects that no manifest references, which `gc` removes after a grace period.
+`_catalog/manifests/<lower-cased name>/<version>.parquet` with create-if-absent, so of two
+writers (two threads or two processes sharing a bucket) that race for the same version
+exactly one wins; the loser re-reads the latest manifest and re-checks its rule (schema
+match, name taken, idempotency key already committed) before trying the next version. The
+latest version of a name is its state; a dataset's data objects become visible only through
+the manifest that lists them, so a crash before the commit leaves objects that no manifest
+references, which `gc` removes once the writer's lease has expired (see `leases.py`).
 """
 
 from __future__ import annotations

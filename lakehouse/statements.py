@@ -35,11 +35,13 @@ from typing import TYPE_CHECKING, Any, Iterator
 import duckdb
 import pyarrow as pa
 
-from lakehouse.errors import InvalidInput, NotFound
+from lakehouse.errors import InvalidInput, NotFound, TooLarge
 
 if TYPE_CHECKING:
     from lakehouse.lake import Lake
 
+MAX_SQL_BYTES = 1024 * 1024
+"""The longest SQL text taken over Flight, as the HTTP edge's body limit does for /v1/sql."""
 CATALOG_NAME = "memory"
 SCHEMA_NAME = "main"
 """Where DuckDB puts the datasets' views: `t`, `main.t` and `memory.main.t` are one dataset."""
@@ -82,7 +84,9 @@ class Statement:
 
 def parse(sql: str) -> list[Statement]:
     """Split `sql` into statements and classify each; raises `InvalidInput` for SQL that is
-    malformed or that the lake refuses."""
+    malformed or that the lake refuses, `TooLarge` past `MAX_SQL_BYTES`."""
+    if len(sql) > MAX_SQL_BYTES or len(sql.encode()) > MAX_SQL_BYTES:
+        raise TooLarge(f"SQL text over {MAX_SQL_BYTES} bytes; load data with bulk ingest (adbc_ingest) instead", {"max_bytes": MAX_SQL_BYTES})
     with _parser_lock:
         try:
             parsed = _parser.extract_statements(sql)

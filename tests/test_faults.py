@@ -234,3 +234,9 @@ def test_dropped_data_leaves_the_cache_and_cannot_be_fetched(served: Served) -> 
     assert not [p for p in served.lake.cache.root.rglob("*.parquet")]
     with pytest.raises(pa.ArrowKeyError, match="no longer exists|not found"):
         client.do_get(endpoint.ticket).read_all()
+
+
+def test_sql_text_over_the_bound_is_refused_over_flight(served: Served) -> None:
+    huge = "SELECT 1 AS one" + " " * (2 * 1024 * 1024)
+    with flight_sql.connect(served.uri) as conn, conn.cursor() as cur, pytest.raises(flight_sql.ProgrammingError, match="SQL text over"):
+        cur.execute(huge)
