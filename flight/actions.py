@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+from lakehouse.auth import ADMIN, READ, WRITE, Identity
 from lakehouse.errors import InvalidInput
 from lakehouse.lake import Lake
 
@@ -32,18 +33,21 @@ def _refresh(lake: Lake, body: str) -> object:
     return {"datasets": lake.refresh()}
 
 
-ACTIONS: dict[str, tuple[str, Callable[[Lake, str], object]]] = {
-    "health": ("Storage reachability and the dataset count.", _health),
-    "gc": ("Delete data objects no manifest references; body: optional grace seconds.", _gc),
-    "drop": ("Drop a dataset; body: its name.", _drop),
-    "refresh": ("Re-read the catalog from storage now (other servers' commits).", _refresh),
+ACTIONS: dict[str, tuple[str, Callable[[Lake, str], object], str]] = {
+    "health": ("Storage reachability and the dataset count.", _health, READ),
+    "gc": ("Delete data objects no manifest references; body: optional grace seconds.", _gc, ADMIN),
+    "drop": ("Drop a dataset; body: its name.", _drop, WRITE),
+    "refresh": ("Re-read the catalog from storage now (other servers' commits).", _refresh, READ),
 }
 
 
-def run(lake: Lake, action: str, body: bytes) -> bytes:
-    _, handler = ACTIONS[action]
+def run(lake: Lake, action: str, body: bytes, who: Identity) -> bytes:
+    _, handler, permission = ACTIONS[action]
+    who.require(permission, f"run {action}")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{action}: the body must be UTF-8 text") from None
+    if action == "drop":
+        who.require_dataset(text.strip())
     return json.dumps(handler(lake, text)).encode()

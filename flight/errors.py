@@ -4,7 +4,8 @@ pyarrow turns an exception raised by a handler into a gRPC status by its class:
 `ArrowInvalid` → INVALID_ARGUMENT, `ArrowKeyError` → NOT_FOUND,
 `ArrowNotImplementedError` → UNIMPLEMENTED, `FlightUnavailableError` → UNAVAILABLE,
 `FlightInternalError` → INTERNAL, `FlightTimedOutError` → DEADLINE_EXCEEDED,
-`FlightCancelledError` → CANCELLED (checked by experiment with pyarrow 26 and the ADBC Flight
+`FlightCancelledError` → CANCELLED, `FlightUnauthenticatedError` → UNAUTHENTICATED,
+`FlightUnauthorizedError` → PERMISSION_DENIED (checked by experiment with pyarrow 26 and the ADBC Flight
 SQL driver, which raises `ProgrammingError` for the first two, `NotSupportedError` for
 UNIMPLEMENTED and `OperationalError` for UNAVAILABLE). gRPC has ALREADY_EXISTS and ABORTED,
 but no pyarrow exception reaches them, so a `Conflict` travels as INVALID_ARGUMENT; what a
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from flight.sql_codec import DecodeError
-from lakehouse.errors import Cancelled, LakehouseError, NotFound, QueryTimeout, Unavailable
+from lakehouse.errors import Cancelled, Forbidden, LakehouseError, NotFound, QueryTimeout, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,6 +56,10 @@ def to_flight_error(exc: BaseException) -> BaseException:
         return _NotFoundError(exc.message)
     if isinstance(exc, Unavailable):
         return flight.FlightUnavailableError(exc.message)
+    if isinstance(exc, Unauthenticated):
+        return flight.FlightUnauthenticatedError(exc.message)
+    if isinstance(exc, Forbidden):
+        return flight.FlightUnauthorizedError(exc.message)
     if isinstance(exc, QueryTimeout):
         return flight.FlightTimedOutError(exc.message)
     if isinstance(exc, Cancelled):

@@ -1,18 +1,27 @@
-"""Server middleware: the call headers the lake reads, and what responses say of its state.
+"""Server middleware: who each Flight call comes from, the headers the lake reads, and what
+responses say of its state.
 
-A client may send `idempotency-key: <key>` with an ingest (a plain DoPut, or a Flight SQL
-bulk ingest: ADBC sends it with the statement option
-`adbc.flight.sql.rpc.call_header.idempotency-key`); `idempotency_key(context)` hands it to
-the handler. While storage is unreachable, queries are answered from the last catalog read (see
-`QueryEngine.sync_views`); each call made meanwhile carries the header
-`lakehouse-catalog-stale: <seconds>`, so a client can tell a possibly old answer from a
-fresh one, as HTTP responses do with `X-Lakehouse-Catalog-Stale`.
+Authentication happens here, once per call, through the core's `Authenticator`: a call with
+`authorization: Basic …` (the Handshake of the ADBC and JDBC drivers, pyarrow's
+`authenticate_basic_token`) is checked and answered with `authorization: Bearer <token>` in
+the response headers; every later call carries that bearer token (or a token made with
+`lakehouse token create`, JDBC's `token=`, ADBC's `adbc.flight.sql.authorization_header`).
+Missing or bad credentials reject the call with UNAUTHENTICATED before any handler runs;
+handlers ask `caller(context)` for the identity and check its permissions.
+
+A client may also send `idempotency-key: <key>` with an ingest (a plain DoPut, or a Flight
+SQL bulk ingest: ADBC sends it with the statement option
+`adbc.flight.sql.rpc.call_header.idempotency-key`). While storage is unreachable, each call
+made meanwhile carries `lakehouse-catalog-stale: <seconds>`, so a client can tell a possibly
+old answer from a fresh one, as HTTP responses do with `X-Lakehouse-Catalog-Stale`.
 """
 
 from __future__ import annotations
 
 import pyarrow.flight as flight
 
+from lakehouse.auth import ANONYMOUS, Identity
+from lakehouse.errors import Unauthenticated
 from lakehouse.lake import Lake
 
 STALE_HEADER = "lakehouse-catalog-stale"
@@ -21,13 +30,20 @@ _CALL = "call"
 
 
 class _Call(flight.ServerMiddleware):
-    def __init__(self, lake: Lake, idempotency_key: str | None) -> None:
+    def __init__(self, lake: Lake, identity: Identity, token: str | None, idempotency_key: str | None) -> None:
         self._lake = lake
+        self.identity = identity
+        self._token = token
         self.idempotency_key = idempotency_key
 
     def sending_headers(self) -> dict[str, str]:
+        headers = {}
+        if self._token is not None:
+            headers["authorization"] = f"Bearer {self._token}"
         stale = self._lake.catalog_stale_seconds
-        return {} if stale is None else {STALE_HEADER: f"{stale:.1f}"}
+        if stale is not None:
+            headers[STALE_HEADER] = f"{stale:.1f}"
+        return headers
 
 
 class CallFactory(flight.ServerMiddlewareFactory):
@@ -35,14 +51,40 @@ class CallFactory(flight.ServerMiddlewareFactory):
         self._lake = lake
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> flight.ServerMiddleware:
-        keys = headers.get(IDEMPOTENCY_HEADER) or []
-        return _Call(self._lake, keys[0] if keys else None)
+        authorization = _first(headers, "authorization")
+        try:
+            login = self._lake.auth.identify(authorization)
+        except Unauthenticated as exc:
+            raise flight.FlightUnauthenticatedError(exc.message) from None
+        return _Call(self._lake, login.identity, login.token, _first(headers, IDEMPOTENCY_HEADER))
+
+
+class HandshakeAccepted(flight.ServerAuthHandler):
+    """The Handshake itself succeeds for any caller the middleware let through: the bearer
+    token travels in the `authorization` response header, as Flight SQL clients expect, not
+    in the Handshake's own payload."""
+
+    def authenticate(self, outgoing: flight.ServerAuthSender, incoming: flight.ServerAuthReader) -> None:
+        return None
+
+    def is_valid(self, token: bytes) -> str:
+        return ""
 
 
 def middleware(lake: Lake) -> dict[str, flight.ServerMiddlewareFactory]:
     return {_CALL: CallFactory(lake)}
 
 
+def caller(context: flight.ServerCallContext) -> Identity:
+    call = context.get_middleware(_CALL)
+    return call.identity if isinstance(call, _Call) else ANONYMOUS
+
+
 def idempotency_key(context: flight.ServerCallContext) -> str | None:
     call = context.get_middleware(_CALL)
     return call.idempotency_key if isinstance(call, _Call) else None
+
+
+def _first(headers: dict[str, list[str]], name: str) -> str | None:
+    values = headers.get(name) or []
+    return values[0] if values else None

@@ -16,8 +16,10 @@ import pyarrow.flight as flight
 from flight import tickets
 from flight.batches import bounded_batches
 from flight.errors import stream_errors
+from flight.middleware import caller
 from lakehouse import statements
 from lakehouse.admission import Admission
+from lakehouse.auth import READ, WRITE, Identity
 from lakehouse.lake import Lake
 from lakehouse.statements import Statement
 
@@ -28,25 +30,38 @@ def statement_info(
     lake: Lake,
     descriptor: flight.FlightDescriptor,
     statement: Statement,
+    who: Identity,
     params: pa.Table | None = None,
     wrap_ticket: Callable[[bytes], bytes] = lambda t: t,
 ) -> flight.FlightInfo:
     """Run a write, or bind a query and hand out its ticket (`wrap_ticket` dresses it for Flight SQL)."""
+    require(who, statement)
     if not statement.is_query:
-        count = statements.execute(lake, statement, params)
+        count = statements.execute(lake, statement, params, who)
         return flight.FlightInfo(NO_COLUMNS, descriptor, [], count, -1)
     rows = statements.bound_rows(statement, params)
-    schema = lake.query_schema(statement.sql, rows[0] if rows else None)
+    schema = lake.query_schema(statement.sql, rows[0] if rows else None, who)
     ticket = tickets.QueryTicket(statement.sql, params if rows else None)
     return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(wrap_ticket(tickets.encode(ticket)), [])], -1, -1)
 
 
-def statement_schema(lake: Lake, statement: Statement, params: pa.Table | None = None) -> pa.Schema:
+def require(who: Identity, statement: Statement) -> None:
+    """A query needs the read permission; a write the write permission and its dataset."""
+    if statement.is_query:
+        who.require(READ, "run queries")
+        return
+    who.require(WRITE, f"run {statement.kind.value.upper()}")
+    if statement.table is not None:
+        who.require_dataset(statement.table)
+
+
+def statement_schema(lake: Lake, statement: Statement, who: Identity, params: pa.Table | None = None) -> pa.Schema:
     """What `statement_info` would report, without running a write."""
     if not statement.is_query:
         return NO_COLUMNS
+    who.require(READ, "run queries")
     rows = statements.bound_rows(statement, params)
-    return lake.query_schema(statement.sql, rows[0] if rows else None)
+    return lake.query_schema(statement.sql, rows[0] if rows else None, who)
 
 
 def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, context: flight.ServerCallContext) -> flight.FlightDataStream:
@@ -55,13 +70,14 @@ def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, conte
     Each run holds a slot of the Flight edge's cap and is stopped when the call is cancelled
     (the client cancelled, went away or passed its deadline)."""
     rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
-    first = lake.query(ticket.sql, rows[0] if rows else None, gate=gate, client_gone=context.is_cancelled)
+    who = caller(context)
+    first = lake.query(ticket.sql, rows[0] if rows else None, gate=gate, client_gone=context.is_cancelled, who=who)
 
     def batches() -> Iterator[pa.RecordBatch]:
         with first:
             yield from first
         for row in rows[1:]:
-            with lake.query(ticket.sql, row, gate=gate, client_gone=context.is_cancelled) as result:
+            with lake.query(ticket.sql, row, gate=gate, client_gone=context.is_cancelled, who=who) as result:
                 yield from result
 
     return flight.GeneratorStream(first.schema, stream_errors(bounded_batches(batches())))

@@ -28,6 +28,7 @@ from flight.prepared import PreparedStatements
 from flight.uploads import incoming_batches, read_params
 from lakehouse import statements
 from lakehouse.admission import Admission
+from lakehouse.auth import READ, WRITE, Identity
 from lakehouse.errors import InvalidInput, NotFound
 from lakehouse.lake import Lake
 
@@ -61,24 +62,25 @@ class FlightSql:
 
     # -- GetFlightInfo / GetSchema ---------------------------------------------------------
 
-    def info(self, cmd: codec.Command, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+    def info(self, cmd: codec.Command, descriptor: flight.FlightDescriptor, who: Identity) -> flight.FlightInfo:
         if isinstance(cmd, codec.CommandStatementQuery):
             _no_transaction(cmd.transaction_id)
-            return queries.statement_info(self.lake, descriptor, statements.parse_one(cmd.query), wrap_ticket=_wrap)
+            return queries.statement_info(self.lake, descriptor, statements.parse_one(cmd.query), who, wrap_ticket=_wrap)
         if isinstance(cmd, codec.CommandPreparedStatementQuery):
             p = self.prepared.get(cmd.prepared_statement_handle)
-            return queries.statement_info(self.lake, descriptor, p.statement, p.params, wrap_ticket=_wrap)
+            return queries.statement_info(self.lake, descriptor, p.statement, who, p.params, wrap_ticket=_wrap)
+        who.require(READ, "read metadata")
         if isinstance(cmd, _METADATA):
             table = self._metadata(cmd)
             return flight.FlightInfo(table.schema, descriptor, [flight.FlightEndpoint(descriptor.command, [])], table.num_rows, -1)
         raise _unsupported(cmd, "GetFlightInfo")
 
-    def schema(self, cmd: codec.Command) -> pa.Schema:
+    def schema(self, cmd: codec.Command, who: Identity) -> pa.Schema:
         if isinstance(cmd, codec.CommandStatementQuery):
-            return queries.statement_schema(self.lake, statements.parse_one(cmd.query))
+            return queries.statement_schema(self.lake, statements.parse_one(cmd.query), who)
         if isinstance(cmd, codec.CommandPreparedStatementQuery):
             p = self.prepared.get(cmd.prepared_statement_handle)
-            return queries.statement_schema(self.lake, p.statement, p.params)
+            return queries.statement_schema(self.lake, p.statement, who, p.params)
         if isinstance(cmd, _METADATA):
             return self._metadata(cmd).schema
         raise _unsupported(cmd, "GetSchema")
@@ -112,29 +114,34 @@ class FlightSql:
 
     # -- DoPut -----------------------------------------------------------------------------
 
-    def put(self, cmd: codec.Command, reader: flight.MetadataRecordBatchReader, writer: flight.FlightMetadataWriter, context: flight.ServerCallContext) -> None:
+    def put(self, cmd: codec.Command, reader: flight.MetadataRecordBatchReader, writer: flight.FlightMetadataWriter, context: flight.ServerCallContext, who: Identity) -> None:
         if isinstance(cmd, codec.CommandPreparedStatementQuery):
+            who.require(READ, "bind parameters")
             self.prepared.bind(cmd.prepared_statement_handle, read_params(reader))
             return
         if isinstance(cmd, codec.CommandStatementUpdate):
             _no_transaction(cmd.transaction_id)
-            count = self._update(statements.parse(cmd.query))
+            count = self._update(statements.parse(cmd.query), who)
         elif isinstance(cmd, codec.CommandPreparedStatementUpdate):
             p = self.prepared.get(cmd.prepared_statement_handle)
-            count = self._update([p.statement], read_params(reader))
+            count = self._update([p.statement], who, read_params(reader))
         elif isinstance(cmd, codec.CommandStatementIngest):
+            who.require(WRITE, "ingest")
+            who.require_dataset(cmd.table)
             count = self._ingest(cmd, reader, context)
         else:
             raise _unsupported(cmd, "DoPut")
         writer.write(pa.py_buffer(codec.encode_message(codec.DoPutUpdateResult(count))))
 
-    def _update(self, batch: list[statements.Statement], params: pa.Table | None = None) -> int:
+    def _update(self, batch: list[statements.Statement], who: Identity, params: pa.Table | None = None) -> int:
         queries_given = [s.sql for s in batch if s.is_query]
         if queries_given:
             raise InvalidInput(f"an update cannot run a query ({queries_given[0][:60]!r}); send queries with GetFlightInfo (cursor.execute)")
+        for statement in batch:  # all refused before any runs
+            queries.require(who, statement)
         if params is not None and params.num_columns == 0:
             params = None
-        return sum(statements.execute(self.lake, s, params) for s in batch)
+        return sum(statements.execute(self.lake, s, params, who) for s in batch)
 
     def _ingest(self, cmd: codec.CommandStatementIngest, reader: flight.MetadataRecordBatchReader, context: flight.ServerCallContext) -> int:
         _no_transaction(cmd.transaction_id)
@@ -155,22 +162,22 @@ class FlightSql:
 
     # -- DoAction --------------------------------------------------------------------------
 
-    def action(self, action_type: str, body: bytes) -> Iterator[bytes]:
+    def action(self, action_type: str, body: bytes, who: Identity) -> Iterator[bytes]:
         cmd = codec.decode_command(body)
         if action_type == codec.ACTION_CREATE_PREPARED_STATEMENT and isinstance(cmd, codec.ActionCreatePreparedStatementRequest):
             _no_transaction(cmd.transaction_id)
-            yield codec.encode_any(self._prepare(cmd.query))
+            yield codec.encode_any(self._prepare(cmd.query, who))
         elif action_type == codec.ACTION_CLOSE_PREPARED_STATEMENT and isinstance(cmd, codec.ActionClosePreparedStatementRequest):
             self.prepared.close(cmd.prepared_statement_handle)
         else:
             raise InvalidInput(f"action {action_type!r} does not take a {type(cmd).__name__}")
 
-    def _prepare(self, sql: str) -> codec.ActionCreatePreparedStatementResult:
+    def _prepare(self, sql: str, who: Identity) -> codec.ActionCreatePreparedStatementResult:
         statement = statements.parse_one(sql)
         dataset_schema = b""
         if statement.is_query and statement.parameter_count == 0:
             # Binding now reports bad SQL at prepare time, as clients expect.
-            dataset_schema = schemas.ipc_schema_bytes(self.lake.query_schema(statement.sql))
+            dataset_schema = schemas.ipc_schema_bytes(self.lake.query_schema(statement.sql, who=who))
         handle = self.prepared.create(statement)
         return codec.ActionCreatePreparedStatementResult(handle, dataset_schema, b"")
 

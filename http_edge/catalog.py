@@ -8,12 +8,14 @@ from typing import Annotated, Any
 
 import msgspec
 import pyarrow as pa
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 
+from http_edge.auth import needs
 from http_edge.errors import error_responses
+from lakehouse.auth import READ, WRITE
 from lakehouse.errors import InvalidInput
 from lakehouse.lake import Lake
 
@@ -72,22 +74,35 @@ class CatalogController(Controller):
         status_code=HTTP_200_OK,
         sync_to_thread=True,
         request_max_body_size=REGISTER_BODY_BYTES,
-        responses=error_responses(400, 409, 413, 503),
+        guards=[needs(WRITE, "register datasets")],
+        responses=error_responses(400, 401, 403, 409, 413, 503),
         description="Create an empty dataset; idempotent for the same schema, 409 for another.",
     )
-    def register(self, data: JSONBody[RegisterRequest], lake: NamedDependency[Lake]) -> dict[str, Any]:
+    def register(self, data: JSONBody[RegisterRequest], request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> dict[str, Any]:
+        request.user.require_dataset(data.name)
         return lake.register(data.name, arrow_schema(data.schema)).to_json()
 
-    @get("/manifest/{name:str}", sync_to_thread=False, responses=error_responses(404), description="The dataset's latest manifest; honours If-None-Match.")
+    @get(
+        "/manifest/{name:str}",
+        sync_to_thread=False,
+        guards=[needs(READ, "read the catalog")],
+        responses=error_responses(401, 403, 404),
+        description="The dataset's latest manifest; honours If-None-Match.",
+    )
     def manifest(
-        self, name: FromPath[str], lake: NamedDependency[Lake], if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None
+        self,
+        name: FromPath[str],
+        request: Request[Any, Any, Any],
+        lake: NamedDependency[Lake],
+        if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
     ) -> Response[dict[str, Any] | None]:
+        request.user.require_dataset(name)
         manifest = lake.manifest(name)
         headers = {"ETag": f'"{manifest.etag}"'}
         if if_none_match is not None and ({manifest.etag, "*"} & _etags(if_none_match)):
             return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(manifest.to_json(), headers=headers)
 
-    @get("/list", sync_to_thread=False)
-    def datasets(self, lake: NamedDependency[Lake]) -> DatasetList:
-        return DatasetList([m.to_json() for m in lake.datasets()])
+    @get("/list", sync_to_thread=False, guards=[needs(READ, "read the catalog")], responses=error_responses(401, 403))
+    def datasets(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> DatasetList:
+        return DatasetList([m.to_json() for m in lake.datasets() if request.user.may_use(m.name)])

@@ -18,9 +18,11 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from lakehouse.errors import Cancelled, Conflict, InvalidInput, LakehouseError, NotFound, QueryTimeout, TooLarge, Unavailable
+from lakehouse.errors import Cancelled, Conflict, Forbidden, InvalidInput, LakehouseError, NotFound, QueryTimeout, TooLarge, Unauthenticated, Unavailable
 
 log = logging.getLogger(__name__)
+
+CHALLENGE = 'Bearer realm="lakehouse", Basic realm="lakehouse"'
 
 # Most specific first: TooLarge is an InvalidInput.
 STATUS_BY_ERROR: tuple[tuple[type[LakehouseError], int], ...] = (
@@ -30,6 +32,8 @@ STATUS_BY_ERROR: tuple[tuple[type[LakehouseError], int], ...] = (
     (Conflict, 409),
     (Unavailable, 503),
     (QueryTimeout, 504),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
     (Cancelled, 499),  # nginx's "client closed request": logged, never seen by the client
 )
 
@@ -55,6 +59,8 @@ def _lakehouse_error(request: Request[Any, Any, Any], exc: LakehouseError) -> Re
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
+    if isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": CHALLENGE}
     return _response(status, exc.message, exc.detail, headers)
 
 

@@ -6,7 +6,9 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
+from http_edge.auth import OPEN, needs
 from http_edge.errors import error_responses
+from lakehouse.auth import READ
 from lakehouse.errors import Unavailable
 from lakehouse.lake import Lake
 
@@ -31,14 +33,15 @@ class Readiness(msgspec.Struct):
 class HealthController(Controller):
     tags = ["health"]
 
-    @get("/health")
+    @get("/health", opt={OPEN: True}, security=[{}])
     async def health(self) -> Liveness:
         return Liveness("ok", SERVICE)
 
     @get(
         "/ready",
         sync_to_thread=True,
-        responses=error_responses(503),
+        guards=[needs(READ, "read the server's state")],
+        responses=error_responses(401, 403, 503),
         description="Storage (answering within a second), catalog and query engine state; 503 when one is not usable.",
     )
     def ready(self, lake: NamedDependency[Lake]) -> Readiness:

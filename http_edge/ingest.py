@@ -12,7 +12,9 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
+from http_edge.auth import needs
 from http_edge.errors import error_responses
+from lakehouse.auth import WRITE
 from http_edge.multipart import open_part
 from http_edge.results import ARROW_STREAM, CSV
 from http_edge.streams import run_with_body
@@ -32,7 +34,8 @@ class IngestController(Controller):
     @post(
         ["/v1/ingest", "/ingest"],
         status_code=HTTP_200_OK,
-        responses=error_responses(400, 404, 409, 413, 415, 503),
+        guards=[needs(WRITE, "ingest")],
+        responses=error_responses(400, 401, 403, 404, 409, 413, 415, 503),
         description=(
             f"The body is a multipart form with a CSV file part named '{FILE_FIELD}' (curl -F file=@data.csv), "
             f"a raw CSV ({CSV}) or an Arrow IPC stream ({ARROW_STREAM}). Answers the ingest result with the new manifest."
@@ -52,6 +55,7 @@ class IngestController(Controller):
             ),
         ] = None,
     ) -> dict[str, Any]:
+        request.user.require_dataset(name)
         ingest = _ingest_for(request, lake, name, mode, idempotency_key)
         result = await run_with_body(request, ingest)
         return result.to_json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import uvicorn
 
 from http_edge.app import create_app
@@ -14,6 +16,7 @@ MAX_HEADER_BYTES = 64 * 1024
 class HttpServer:
     def __init__(self, lake: Lake) -> None:
         http = lake.config.http
+        tls = lake.config.tls
         config = uvicorn.Config(
             create_app(lake),
             host=http.host,
@@ -21,6 +24,10 @@ class HttpServer:
             log_config=None,  # the process's own logging set-up applies
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            ssl_certfile=tls.cert or None,
+            ssl_keyfile=tls.key or None,
+            ssl_ca_certs=tls.client_ca or None,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if tls.client_ca else ssl.CERT_NONE,
         )
         self._server = uvicorn.Server(config)
 

@@ -14,7 +14,9 @@ from litestar.params import JSONBody
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_406_NOT_ACCEPTABLE
 
+from http_edge.auth import needs
 from http_edge.errors import error_responses
+from lakehouse.auth import READ
 from http_edge.results import ENCODERS, JSON, first_rows
 from http_edge.streams import DisconnectWatch, iterate_in_thread
 from lakehouse.admission import Admission
@@ -41,7 +43,8 @@ class SqlController(Controller):
         ["/v1/sql", "/sql"],
         status_code=HTTP_200_OK,
         request_max_body_size=SQL_BODY_BYTES,
-        responses=error_responses(400, 406, 413, 503, 504),
+        guards=[needs(READ, "run queries")],
+        responses=error_responses(400, 401, 403, 406, 413, 503, 504),
         response_headers=[
             ResponseHeader(
                 name=TRUNCATED_HEADER,
@@ -70,7 +73,7 @@ class SqlController(Controller):
         try:
             # An async handler running the query in a thread itself: Litestar wraps a
             # sync_to_thread handler once per path, so with the alias path it would be wrapped twice.
-            rows = await anyio.to_thread.run_sync(lambda: first_rows(lake.query(data.sql, data.params, gate=query_gate, client_gone=watch.gone, batch_rows=BATCH_ROWS), limit))
+            rows = await anyio.to_thread.run_sync(lambda: first_rows(lake.query(data.sql, data.params, gate=query_gate, client_gone=watch.gone, batch_rows=BATCH_ROWS, who=request.user), limit))
         except BaseException:
             watch.close()
             raise

@@ -15,7 +15,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
+from http_edge.auth import needs
 from http_edge.errors import error_responses
+from lakehouse.auth import ADMIN
 from http_edge.streams import iterate_in_thread, run_with_body
 from lakehouse.lake import Lake
 from lakehouse.storage import CHUNK, ObjectInfo
@@ -51,8 +53,11 @@ def _key(request: Request[Any, Any, Any], route: str) -> str:
 
 
 class StorageController(Controller):
+    """Raw objects, for administrators: reading them bypasses every dataset rule."""
+
     path = "/storage"
     tags = ["storage"]
+    guards = [needs(ADMIN, "use raw storage")]
 
     @put("/put/{key:path}", responses=error_responses(400, 413, 503), description="Store the body under key (replacing any object there); 413 past http.max_upload_bytes.")
     async def put_object(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake], key: FromPath[str]) -> StoredObject:

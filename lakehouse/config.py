@@ -68,6 +68,28 @@ class CatalogConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """Users, roles and tokens (see `lakehouse/auth.py`); users live in the secrets file."""
+
+    enabled: bool = False
+    token_ttl_seconds: float = 43_200.0
+    allow_insecure: bool = False
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Certificate and key (PEM files) for both servers; `client_ca` also demands client certificates."""
+
+    cert: str = ""
+    key: str = ""
+    client_ca: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert)
+
+
+@dataclass(frozen=True)
 class SecretsConfig:
     path: str = "secrets.toml"
 
@@ -80,6 +102,8 @@ class Config:
     query: QueryConfig = field(default_factory=QueryConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     secrets: SecretsConfig = field(default_factory=SecretsConfig)
 
 
@@ -168,5 +192,9 @@ def _validate(name: str, section: Any) -> None:
             raise ConfigError(f"config key {name}.port must be between 0 and 65535, got {value}", {"key": f"{name}.port"})
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"config key {name}.{f.name} must not be negative, got {value}", {"key": f"{name}.{f.name}"})
+    if name == "tls" and bool(section.cert) != bool(section.key):
+        raise ConfigError("config keys tls.cert and tls.key go together: give both or neither", {"key": "tls.cert"})
+    if name == "tls" and section.client_ca and not section.cert:
+        raise ConfigError("config key tls.client_ca needs tls.cert and tls.key", {"key": "tls.client_ca"})
     if name == "storage" and not section.uri.startswith(("file://", "s3://")):
         raise ConfigError(f"config key storage.uri must start with file:// or s3://, got {section.uri!r}", {"key": "storage.uri"})

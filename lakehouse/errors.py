@@ -57,5 +57,13 @@ class QueryTimeout(LakehouseError):
     """A query ran longer than `query.timeout_seconds` and was stopped."""
 
 
+class Unauthenticated(LakehouseError):
+    """No credentials, or credentials that do not check out (wrong password, bad or expired token)."""
+
+
+class Forbidden(LakehouseError):
+    """The caller is known but its role (or its dataset patterns) does not allow the operation."""
+
+
 class ConfigError(LakehouseError):
     """The configuration or secrets cannot be loaded; raised at start, never later."""

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Sequence
 import pyarrow as pa
 
 from lakehouse.admission import Admission
+from lakehouse.auth import Authenticator, Identity
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, validate_name
 from lakehouse.config import Config
@@ -24,6 +25,7 @@ from lakehouse.ingest import IngestResult, check_mode, write_batches
 from lakehouse.query import BATCH_ROWS, QueryEngine, QueryResult
 from lakehouse.secrets import FileSecretsProvider, SecretsProvider
 from lakehouse.storage import ObjectInfo, ObjectStore, open_store, validate_key
+from lakehouse.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Lake:
         self.cache = ObjectCache(store, config.storage.cache_dir)
         self.query_engine = QueryEngine(self.catalog, self.cache, config.query)
         self._probe = _StorageProbe(store)
+        self.auth = Authenticator(config.auth, UserStore(config.secrets.path))
         if store.local_path(PROBE_KEY) is None:
             swept = self.cache.sweep({o.key for m in self.catalog.list() for o in m.objects})
             if swept:
@@ -187,17 +190,19 @@ class Lake:
         gate: Admission | None = None,
         client_gone: Callable[[], bool] | None = None,
         batch_rows: int = BATCH_ROWS,
+        who: Identity | None = None,
     ) -> QueryResult:
-        """Run a read-only query; `gate` is the calling edge's cap on concurrent queries and
-        `client_gone` tells the watchdog when the client has left (see `QueryEngine.execute`)."""
-        return self.query_engine.execute(sql, params, batch_rows, gate, client_gone)
+        """Run a read-only query; `gate` is the calling edge's cap on concurrent queries,
+        `client_gone` tells the watchdog when the client has left (see `QueryEngine.execute`)
+        and `who` limits the datasets the query may read to the caller's."""
+        return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who)
 
     def admission(self, edge: str, limit: int) -> Admission:
         """A cap of `limit` concurrent queries for one edge."""
         return Admission(edge, limit)
 
-    def query_schema(self, sql: str, params: Sequence[Any] | None = None) -> pa.Schema:
-        return self.query_engine.schema(sql, params)
+    def query_schema(self, sql: str, params: Sequence[Any] | None = None, who: Identity | None = None) -> pa.Schema:
+        return self.query_engine.schema(sql, params, who)
 
     # -- raw objects -----------------------------------------------------------------------
 

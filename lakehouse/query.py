@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.admission import Admission
+from lakehouse.auth import Identity
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import Catalog, Manifest
 from lakehouse.config import QueryConfig
@@ -77,8 +78,8 @@ class QueryEngine:
         self._db.execute("SET lock_configuration=true")
         self._views: dict[str, str] = {}
         self._generation = 0  # bumped whenever a view changes; keys the schema cache
-        self._schemas: dict[tuple[str, tuple[type, ...]], tuple[int, pa.Schema]] = {}
-        self._verdicts: dict[tuple[str, int], bool] = {}
+        self._schemas: dict[tuple[str, tuple[type, ...], tuple[str, ...]], tuple[int, pa.Schema]] = {}
+        self._verdicts: dict[tuple[str, int, tuple[str, ...]], bool] = {}
         self.watchdog = Watchdog(config.timeout_seconds)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
@@ -177,10 +178,11 @@ class QueryEngine:
         with self._lock:
             return self._db.cursor()
 
-    def check(self, sql: str, cursor: duckdb.DuckDBPyConnection) -> None:
+    def check(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None = None) -> None:
         """Accept exactly one read statement, as DuckDB's parser sees it, that reads only the
-        datasets' views (`sandbox.py`). Verdicts are kept until a view changes."""
-        key = (sql, self._generation)
+        datasets' views (`sandbox.py`), and of those only the ones `who` may use. Verdicts
+        are kept until a view changes."""
+        key = (sql, self._generation, who.datasets if who is not None else ())
         if key in self._verdicts:
             return
         try:
@@ -206,16 +208,19 @@ class QueryEngine:
             tree = cursor.execute("SELECT json_serialize_sql(?)", [select]).fetchall()
         except duckdb.Error as exc:
             raise InvalidInput(f"SQL error: {exc}") from None
-        check_tree(tree[0][0] if tree else "{}", self._views)
+        views = [v for v in self._views if who is None or who.may_use(v)]
+        check_tree(tree[0][0] if tree else "{}", views)
         if len(self._verdicts) >= SCHEMA_CACHE_SIZE:
             self._verdicts.clear()
         self._verdicts[key] = True
 
-    def relation(self, sql: str, params: Sequence[Any] | None = None, cursor: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyRelation:
+    def relation(
+        self, sql: str, params: Sequence[Any] | None = None, cursor: duckdb.DuckDBPyConnection | None = None, who: Identity | None = None
+    ) -> duckdb.DuckDBPyRelation:
         """Bind a read-only query on a fresh cursor; its schema is known before any row is read."""
         cursor = cursor or self.cursor()
         self.sync_views()
-        self.check(sql, cursor)
+        self.check(sql, cursor, who)
         try:
             return cursor.sql(sql, params=list(params) if params else None)
         except duckdb.Error as exc:
@@ -228,6 +233,7 @@ class QueryEngine:
         batch_rows: int = BATCH_ROWS,
         gate: Admission | None = None,
         client_gone: Callable[[], bool] | None = None,
+        who: Identity | None = None,
     ) -> "QueryResult":
         """Run a read-only query and stream its result as Arrow record batches.
 
@@ -246,7 +252,7 @@ class QueryEngine:
             if gate is not None:
                 gate.release()
             raise
-        batches = self._stream(sql, params, batch_rows, cursor, running, gate)
+        batches = self._stream(sql, params, batch_rows, cursor, running, gate, who)
         schema = next(batches)
         assert isinstance(schema, pa.Schema)
         return QueryResult(schema, batches)  # type: ignore[arg-type]
@@ -259,12 +265,13 @@ class QueryEngine:
         cursor: duckdb.DuckDBPyConnection,
         running: RunningQuery,
         gate: Admission | None,
+        who: Identity | None,
     ) -> Iterator[pa.Schema | pa.RecordBatch]:
         """The schema, then the batches; whatever ends it releases the cursor, the watchdog's
         entry and the edge's slot (a generator's `finally` also runs when it is dropped)."""
         try:
             try:
-                reader = self.relation(sql, params, cursor).to_arrow_reader(batch_rows)
+                reader = self.relation(sql, params, cursor, who).to_arrow_reader(batch_rows)
             except duckdb.Error as exc:
                 raise (running.failure() if running.reason else _user_error(exc)) from None
             yield reader.schema
@@ -285,7 +292,7 @@ class QueryEngine:
             if gate is not None:
                 gate.release()
 
-    def schema(self, sql: str, params: Sequence[Any] | None = None) -> pa.Schema:
+    def schema(self, sql: str, params: Sequence[Any] | None = None, who: Identity | None = None) -> pa.Schema:
         """The Arrow schema a query's result will have, without running it.
 
         Flight SQL asks for it twice per statement (prepare, then GetFlightInfo) and a client
@@ -293,14 +300,14 @@ class QueryEngine:
         query, so schemas are kept until any view changes.
         """
         self.sync_views()
-        key = (sql, tuple(type(p) for p in params or ()))
+        key = (sql, tuple(type(p) for p in params or ()), who.datasets if who is not None else ())
         generation = self._generation
         hit = self._schemas.get(key)
         if hit is not None and hit[0] == generation:
             return hit[1]
         cursor = self.cursor()
         try:
-            rel = self.relation(sql, params, cursor)
+            rel = self.relation(sql, params, cursor, who)
             schema = rel.limit(0).to_arrow_table().schema
         except duckdb.Error as exc:
             raise _user_error(exc) from None

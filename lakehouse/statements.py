@@ -38,6 +38,7 @@ import pyarrow as pa
 from lakehouse.errors import InvalidInput, NotFound, TooLarge
 
 if TYPE_CHECKING:
+    from lakehouse.auth import Identity
     from lakehouse.lake import Lake
 
 MAX_SQL_BYTES = 1024 * 1024
@@ -104,7 +105,7 @@ def parse_one(sql: str) -> Statement:
     return statements[0]
 
 
-def execute(lake: "Lake", statement: Statement, params: pa.Table | None = None) -> int:
+def execute(lake: "Lake", statement: Statement, params: pa.Table | None = None, who: "Identity | None" = None) -> int:
     """Run a write statement; returns the number of rows it added or removed (0 for DDL).
 
     `params` holds one row of `?` values per execution (columns in placeholder order); all
@@ -112,9 +113,9 @@ def execute(lake: "Lake", statement: Statement, params: pa.Table | None = None) 
     """
     rows = bound_rows(statement, params)
     if statement.kind is Kind.INSERT:
-        return _insert(lake, statement, rows, params)
+        return _insert(lake, statement, rows, params, who)
     if statement.kind is Kind.CREATE_TABLE_AS:
-        return _create_as(lake, statement, rows)
+        return _create_as(lake, statement, rows, who)
     if statement.kind is Kind.CREATE_TABLE:
         return _create_empty(lake, statement)
     if statement.kind is Kind.DROP_TABLE:
@@ -381,14 +382,14 @@ def _resolve(lake: "Lake", statement: Statement) -> str:
     return existing.name if existing is not None else name
 
 
-def _query_batches(lake: "Lake", sql: str, rows: list[list[Any]]) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def _query_batches(lake: "Lake", sql: str, rows: list[list[Any]], who: "Identity | None") -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The query's schema and its batches, run once per parameter row (or once)."""
-    first = lake.query(sql, rows[0] if rows else None)
+    first = lake.query(sql, rows[0] if rows else None, who=who)
 
     def batches() -> Iterator[pa.RecordBatch]:
         yield from first
         for row in rows[1:]:
-            yield from lake.query(sql, row)
+            yield from lake.query(sql, row, who=who)
 
     return first.schema, batches()
 
@@ -396,7 +397,7 @@ def _query_batches(lake: "Lake", sql: str, rows: list[list[Any]]) -> tuple[pa.Sc
 _PLAIN_VALUES = re.compile(r"^VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)$", re.IGNORECASE)
 
 
-def _insert(lake: "Lake", statement: Statement, rows: list[list[Any]], params: pa.Table | None) -> int:
+def _insert(lake: "Lake", statement: Statement, rows: list[list[Any]], params: pa.Table | None, who: "Identity | None") -> int:
     name = _resolve(lake, statement)
     target = lake.manifest(name).schema
     source = statement.source
@@ -405,7 +406,7 @@ def _insert(lake: "Lake", statement: Statement, rows: list[list[Any]], params: p
         # executemany of `VALUES (?, ?)`: the bound rows are the new rows, no query needed.
         batches: Iterator[pa.RecordBatch] = iter(params.to_batches())
     else:
-        _, batches = _query_batches(lake, source, rows)
+        _, batches = _query_batches(lake, source, rows, who)
     conformed = (_conform(b, target, statement, name) for b in batches)
     return lake.ingest_arrow(name, conformed, schema=target, mode="append").rows
 
@@ -443,12 +444,12 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema, statement: Statement, nam
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
-def _create_as(lake: "Lake", statement: Statement, rows: list[list[Any]]) -> int:
+def _create_as(lake: "Lake", statement: Statement, rows: list[list[Any]], who: "Identity | None") -> int:
     name = _resolve(lake, statement)
     assert statement.source is not None
     if statement.if_not_exists and lake.catalog.find(name) is not None:
         return 0
-    schema, batches = _query_batches(lake, statement.source, rows)
+    schema, batches = _query_batches(lake, statement.source, rows, who)
     return lake.ingest_arrow(name, batches, schema=schema, mode="replace" if statement.or_replace else "create").rows
 
 

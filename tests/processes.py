@@ -38,7 +38,7 @@ def server_env(work: Path, storage_uri: str, minio: minio_script.MinioServer | N
         os.environ,
         LAKEHOUSE_STORAGE_URI=storage_uri,
         LAKEHOUSE_STORAGE_CACHE_DIR=str(work / "cache"),
-        LAKEHOUSE_SECRETS_PATH=str(work / "no-secrets.toml"),
+        LAKEHOUSE_SECRETS_PATH=str(work / "secrets.toml"),
         LAKEHOUSE_CONFIG=str(work / "lakehouse.toml"),
     )
     (work / "lakehouse.toml").write_text("")

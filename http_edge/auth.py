@@ -1,0 +1,67 @@
+"""Who each HTTP request comes from, and the guards that say what a route needs.
+
+The middleware reads `Authorization` (Bearer or Basic) once per request through the core's
+`Authenticator` and puts the identity on the request (`request.user`); a request without
+valid credentials is answered 401 with `WWW-Authenticate` before any handler runs. Each route
+names the permission it needs with `guards=[needs(READ)]` and friends (403 otherwise);
+handlers that touch one dataset also call `request.user.require_dataset(name)`. `/health`
+and the OpenAPI document stay open: they say nothing about the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Guard
+
+from lakehouse.auth import Authenticator, Identity
+from lakehouse.errors import Unauthenticated
+
+OPEN = "exclude_from_auth"  # the route option that marks a route as open
+
+
+class _Authentication(AbstractAuthenticationMiddleware):
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        super().__init__(app, exclude=["^/schema"], exclude_from_auth_key=OPEN)
+        self.authenticator = authenticator
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get("authorization")
+        if header and header.lstrip().lower().startswith("basic") and self.authenticator.enabled:
+            # Checking a password hash is slow by design: not on the event loop.
+            login = await anyio.to_thread.run_sync(self.authenticator.identify, header)
+        else:
+            login = self.authenticator.identify(header)
+        return AuthenticationResult(user=login.identity, auth=login.token)
+
+
+def authentication(authenticator: Authenticator) -> DefineMiddleware:
+    return DefineMiddleware(_Authentication, authenticator=authenticator)
+
+
+def needs(permission: str, what: str) -> Guard:
+    """A route guard: the caller's role must grant `permission` (`what` names the operation)."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        identity = connection.scope.get("user")
+        if not isinstance(identity, Identity):
+            raise Unauthenticated("authentication required")
+        identity.require(permission, what)
+
+    return guard
+
+
+def security_components() -> tuple[Components, list[dict[str, list[str]]]]:
+    """The OpenAPI description of the two schemes every guarded route accepts."""
+    components = Components(
+        security_schemes={
+            "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT", description="A token from `lakehouse token create` or a Flight login"),
+            "basic": SecurityScheme(type="http", scheme="basic", description="A user's name and password"),
+        }
+    )
+    return components, [{"bearer": []}, {"basic": []}]
