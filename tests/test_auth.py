@@ -324,3 +324,23 @@ class tls_server:
             self.proc.kill()
             self.proc.wait(30)
 
+
+
+# -- the JDBC driver (DBeaver-type tools) ---------------------------------------------------------
+
+
+def test_the_jdbc_driver_connects_with_a_password_and_with_a_token(secured: ServerProcess) -> None:
+    from scripts import jdbc
+
+    port = secured.flight_port
+    with flight_sql.connect(secured.flight, db_kwargs={"username": "wes", "password": PASSWORDS["wes"]}) as conn, conn.cursor() as cur:
+        cur.adbc_ingest("jdbc_people", pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), mode="create")
+    by_password = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false&user=rita&password={PASSWORDS['rita']}", "SELECT name FROM jdbc_people ORDER BY id")
+    assert by_password.returncode == 0, by_password.stderr[-2000:]
+    assert by_password.stdout.split() == ["a", "b", "c"]
+    token = lakehouse(secured.log.parent, "token", "create", "--user", "rita").strip()
+    by_token = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false&token={token}", "SELECT count(*) FROM jdbc_people")
+    assert by_token.returncode == 0, by_token.stderr[-2000:]
+    assert by_token.stdout.split() == ["3"]
+    refused = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false&user=rita&password=wrong", "SELECT 1", timeout=60)
+    assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr.upper()

@@ -1,0 +1,47 @@
+"""The Arrow Flight SQL JDBC driver for the interoperability tests: fetched once from Maven
+Central by Maven (pinned), kept in `.cache/jdbc/`, with the small Java client the tests run.
+
+    python -m scripts.jdbc    # fetch and compile now (the tests do it on first use)
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = "18.3.0"
+ARTIFACT = f"org.apache.arrow:flight-sql-jdbc-driver:{VERSION}"
+CACHE = ROOT / ".cache" / "jdbc"
+JAR = CACHE / f"flight-sql-jdbc-driver-{VERSION}.jar"
+SOURCE = ROOT / "tests" / "jdbc" / "Query.java"
+JAVA_OPTIONS = ["--add-opens=java.base/java.nio=ALL-UNNAMED"]  # Arrow's memory needs it on Java 17
+
+
+def ensure() -> Path:
+    """The directory holding the driver jar and the compiled client; builds what is missing."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if not JAR.exists():
+        subprocess.run(
+            ["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={ARTIFACT}", f"-DoutputDirectory={CACHE}"],
+            check=True,
+            cwd=CACHE,
+            timeout=600,
+        )
+    compiled = CACHE / "Query.class"
+    if not compiled.exists() or compiled.stat().st_mtime < SOURCE.stat().st_mtime:
+        subprocess.run(["javac", "-d", str(CACHE), str(SOURCE)], check=True, timeout=300)
+    return CACHE
+
+
+def run_query(url: str, sql: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `sql` through the driver at `url`; rows come back on stdout, tab-separated."""
+    classpath = f"{JAR}:{ensure()}"
+    return subprocess.run(["java", *JAVA_OPTIONS, "-cp", classpath, "Query", url, sql], capture_output=True, text=True, timeout=timeout)
+
+
+if __name__ == "__main__":
+    print(ensure(), file=sys.stderr)
+    sys.exit(0 if shutil.which("java") else 1)
