@@ -15,6 +15,7 @@ import pyarrow as pa
 from flight import sql_codec as codec
 from flight import sql_schemas as schemas
 from flight.sql_schemas import SqlInfo
+from lakehouse.auth import Identity
 from lakehouse.lake import Lake
 from lakehouse.statements import CATALOG_NAME, SCHEMA_NAME
 
@@ -33,13 +34,14 @@ def db_schemas(cmd: codec.CommandGetDbSchemas) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schemas.DB_SCHEMAS_SCHEMA)
 
 
-def tables(lake: Lake, cmd: codec.CommandGetTables) -> pa.Table:
+def tables(lake: Lake, cmd: codec.CommandGetTables, who: Identity) -> pa.Table:
+    """The datasets `who` may use, as GetTables rows."""
     schema = schemas.tables_schema(cmd.include_schema)
     rows: list[dict[str, object]] = []
     types_ok = not cmd.table_types or TABLE_TYPE in cmd.table_types
     if types_ok and _catalog_matches(cmd.catalog) and _like(cmd.db_schema_filter_pattern, SCHEMA_NAME):
         for m in lake.datasets():
-            if not _like(cmd.table_name_filter_pattern, m.name):
+            if not _like(cmd.table_name_filter_pattern, m.name) or not who.may_use(m.name):
                 continue
             row: dict[str, object] = {"catalog_name": CATALOG_NAME, "db_schema_name": SCHEMA_NAME, "table_name": m.name, "table_type": TABLE_TYPE}
             if cmd.include_schema:

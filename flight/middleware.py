@@ -7,7 +7,8 @@ Authentication happens here, once per call, through the core's `Authenticator`: 
 the response headers; every later call carries that bearer token (or a token made with
 `lakehouse token create`, JDBC's `token=`, ADBC's `adbc.flight.sql.authorization_header`).
 Missing or bad credentials reject the call with UNAUTHENTICATED before any handler runs;
-handlers ask `caller(context)` for the identity and check its permissions.
+handlers ask `caller(context)` for the identity and check its permissions. Each call ends
+with an audit line (logger `lakehouse.audit`): user, method, outcome.
 
 A client may also send `idempotency-key: <key>` with an ingest (a plain DoPut, or a Flight
 SQL bulk ingest: ADBC sends it with the statement option
@@ -18,11 +19,15 @@ old answer from a fresh one, as HTTP responses do with `X-Lakehouse-Catalog-Stal
 
 from __future__ import annotations
 
+import logging
+
 import pyarrow.flight as flight
 
 from lakehouse.auth import ANONYMOUS, Identity
 from lakehouse.errors import Unauthenticated
 from lakehouse.lake import Lake
+
+audit = logging.getLogger("lakehouse.audit")
 
 STALE_HEADER = "lakehouse-catalog-stale"
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -30,11 +35,16 @@ _CALL = "call"
 
 
 class _Call(flight.ServerMiddleware):
-    def __init__(self, lake: Lake, identity: Identity, token: str | None, idempotency_key: str | None) -> None:
+    def __init__(self, lake: Lake, method: str, identity: Identity, token: str | None, idempotency_key: str | None) -> None:
         self._lake = lake
+        self._method = method
         self.identity = identity
         self._token = token
         self.idempotency_key = idempotency_key
+
+    def call_completed(self, exception: BaseException | None) -> None:
+        outcome = "ok" if exception is None else type(exception).__name__
+        audit.info("user=%s flight=%s outcome=%s", self.identity.user, self._method, outcome)
 
     def sending_headers(self) -> dict[str, str]:
         headers = {}
@@ -52,11 +62,13 @@ class CallFactory(flight.ServerMiddlewareFactory):
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> flight.ServerMiddleware:
         authorization = _first(headers, "authorization")
+        method = str(info.method).rsplit(".", 1)[-1]
         try:
             login = self._lake.auth.identify(authorization)
         except Unauthenticated as exc:
+            audit.info("user=? flight=%s outcome=unauthenticated", method)
             raise flight.FlightUnauthenticatedError(exc.message) from None
-        return _Call(self._lake, login.identity, login.token, _first(headers, IDEMPOTENCY_HEADER))
+        return _Call(self._lake, method, login.identity, login.token, _first(headers, IDEMPOTENCY_HEADER))
 
 
 class HandshakeAccepted(flight.ServerAuthHandler):

@@ -23,7 +23,7 @@ from flight import metadata, queries, tickets
 from flight import sql_codec as codec
 from flight import sql_schemas as schemas
 from flight.errors import Unsupported
-from flight.middleware import idempotency_key
+from flight.middleware import caller, idempotency_key
 from flight.prepared import PreparedStatements
 from flight.uploads import incoming_batches, read_params
 from lakehouse import statements
@@ -71,7 +71,7 @@ class FlightSql:
             return queries.statement_info(self.lake, descriptor, p.statement, who, p.params, wrap_ticket=_wrap)
         who.require(READ, "read metadata")
         if isinstance(cmd, _METADATA):
-            table = self._metadata(cmd)
+            table = self._metadata(cmd, who)
             return flight.FlightInfo(table.schema, descriptor, [flight.FlightEndpoint(descriptor.command, [])], table.num_rows, -1)
         raise _unsupported(cmd, "GetFlightInfo")
 
@@ -82,16 +82,16 @@ class FlightSql:
             p = self.prepared.get(cmd.prepared_statement_handle)
             return queries.statement_schema(self.lake, p.statement, who, p.params)
         if isinstance(cmd, _METADATA):
-            return self._metadata(cmd).schema
+            return self._metadata(cmd, who).schema
         raise _unsupported(cmd, "GetSchema")
 
-    def _metadata(self, cmd: codec.Command) -> pa.Table:
+    def _metadata(self, cmd: codec.Command, who: Identity) -> pa.Table:
         if isinstance(cmd, codec.CommandGetCatalogs):
             return metadata.catalogs()
         if isinstance(cmd, codec.CommandGetDbSchemas):
             return metadata.db_schemas(cmd)
         if isinstance(cmd, codec.CommandGetTables):
-            return metadata.tables(self.lake, cmd)
+            return metadata.tables(self.lake, cmd, who)
         if isinstance(cmd, codec.CommandGetTableTypes):
             return metadata.table_types()
         if isinstance(cmd, codec.CommandGetSqlInfo):
@@ -109,7 +109,7 @@ class FlightSql:
                 raise InvalidInput("invalid ticket: a TicketStatementQuery carries a query")
             return queries.query_stream(self.lake, ticket, self.gate, context)
         if isinstance(cmd, _METADATA):
-            return flight.RecordBatchStream(self._metadata(cmd))
+            return flight.RecordBatchStream(self._metadata(cmd, caller(context)))
         raise _unsupported(cmd, "DoGet")
 
     # -- DoPut -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from http_edge.auth import authentication, security_components
+from http_edge.auth import audited, authentication, security_components
 from http_edge.catalog import CatalogController
 from http_edge.errors import EXCEPTION_HANDLERS
 from http_edge.health import HealthController
@@ -32,7 +32,7 @@ def create_app(lake: Lake) -> Litestar:
     return Litestar(
         route_handlers=[HealthController, IngestController, SqlController, CatalogController, StorageController],
         dependencies={"lake": Provide(provide_lake, sync_to_thread=False), "query_gate": Provide(provide_gate, sync_to_thread=False)},
-        middleware=[authentication(lake.auth)],
+        middleware=[audited, authentication(lake.auth)],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=lake.config.http.max_upload_bytes,
         openapi_config=OpenAPIConfig(title="lakehouse HTTP edge", version="0.1.0", components=components, security=security),

@@ -10,17 +10,21 @@ and the OpenAPI document stay open: they say nothing about the data.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import ASGIApp, Guard
+from litestar.types import ASGIApp, Guard, Message, Receive, Scope, Send
 
 from lakehouse.auth import Authenticator, Identity
 from lakehouse.errors import Unauthenticated
+
+audit = logging.getLogger("lakehouse.audit")
 
 OPEN = "exclude_from_auth"  # the route option that marks a route as open
 
@@ -42,6 +46,33 @@ class _Authentication(AbstractAuthenticationMiddleware):
 
 def authentication(authenticator: Authenticator) -> DefineMiddleware:
     return DefineMiddleware(_Authentication, authenticator=authenticator)
+
+
+def audited(app: ASGIApp) -> ASGIApp:
+    """An audit line per request (logger `lakehouse.audit`): user, method, path, dataset, status."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, sending)
+        finally:
+            user = scope.get("user")
+            name = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("name", [""])[0]
+            audit.info(
+                "user=%s http=%s %s dataset=%s status=%d", user.user if isinstance(user, Identity) else "?", scope["method"], scope["path"], name or "-", status
+            )
+
+    return middleware
 
 
 def needs(permission: str, what: str) -> Guard:
