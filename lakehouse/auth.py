@@ -99,6 +99,7 @@ class Authenticator:
         self.config = config
         self.users = users
         self._verified: dict[str, tuple[float, Identity]] = {}
+        self._tokens: dict[str, tuple[float, Identity]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -144,6 +145,13 @@ class Authenticator:
         return identity
 
     def _bearer(self, token: str) -> Identity:
+        # Verifying a JWT costs about 0.14 ms and a Flight SQL query makes four calls with the
+        # same token, so a verified token is remembered until it expires.
+        now = time.time()
+        with self._lock:
+            hit = self._tokens.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         try:
             claims = jwt.decode(token, self._key(), algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub", "role"]})
         except jwt.ExpiredSignatureError:
@@ -152,7 +160,12 @@ class Authenticator:
             raise Unauthenticated("invalid token") from None
         if claims["role"] not in ROLES:
             raise Unauthenticated("invalid token")
-        return Identity(str(claims["sub"]), str(claims["role"]), tuple(claims.get("datasets") or ()))
+        identity = Identity(str(claims["sub"]), str(claims["role"]), tuple(claims.get("datasets") or ()))
+        with self._lock:
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[token] = (float(claims["exp"]), identity)
+        return identity
 
     def issue(self, user: str, ttl_seconds: float | None = None) -> str:
         """A signed bearer token for `user`, carrying the user's role and dataset patterns."""

@@ -305,15 +305,19 @@ class tls_server:
         self.proc = subprocess.Popen([sys.executable, "-m", "lakehouse", "serve"], env=self.env, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         context = trusting(self.pki, with_client_cert=self.mtls)
         deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"https://127.0.0.1:{self.http_port}/health", verify=context, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.2)
+        try:
+            while True:
+                assert self.proc.poll() is None, self.log.read_text()
+                try:
+                    if httpx.get(f"https://127.0.0.1:{self.http_port}/health", verify=context, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, self.log.read_text()
+                time.sleep(0.2)
+        except BaseException:
+            self.__exit__()
+            raise
         return f"grpc+tls://127.0.0.1:{self.flight_port}", f"https://127.0.0.1:{self.http_port}"
 
     def __exit__(self, *exc: object) -> None:
