@@ -69,7 +69,9 @@ class QueryEngine:
         local_root = getattr(catalog.store, "root", None)
         if isinstance(local_root, Path):
             allowed.append(str(local_root) + "/")
-        self._db.execute("SET TimeZone='UTC'")
+        # GLOBAL: each request's cursor is a session of its own, which a plain SET would not reach,
+        # and timestamps would come back as Etc/UTC while the catalog says UTC.
+        self._db.execute("SET GLOBAL TimeZone='UTC'")
         self._db.execute(f"SET temp_directory={_literal(str(tmp))}")
         if config.threads:
             self._db.execute(f"SET threads={int(config.threads)}")

@@ -206,3 +206,11 @@ def test_result_schemas_follow_dataset_changes(lake: Lake) -> None:
     assert lake.query_schema("SELECT ?::VARCHAR AS p", ["a"]) == pa.schema([("p", pa.string())])
     with pytest.raises(InvalidInput):
         lake.query_schema("SELECT * FROM nosuch")
+
+
+def test_timestamps_come_back_in_the_zone_the_catalog_names(lake: Lake) -> None:
+    stored = pa.table({"seen": pa.array([0, 1_000_000], pa.timestamp("us", tz="UTC"))})
+    lake.ingest_arrow("events", stored.to_reader())
+    result = lake.query("SELECT seen, seen + INTERVAL 1 HOUR AS later FROM events").read_all()
+    assert lake.manifest("events").schema.field("seen").type == pa.timestamp("us", tz="UTC")
+    assert result.schema.field("seen").type == result.schema.field("later").type == pa.timestamp("us", tz="UTC")
