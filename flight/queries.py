@@ -1,8 +1,10 @@
 """SQL over Flight: a statement becomes a FlightInfo, a query ticket becomes a stream.
 
 Writes (see `lakehouse/statements.py`) run when the FlightInfo is asked for, so they take
-effect even if the client never fetches; their FlightInfo has no endpoint, an empty schema
-and the affected row count as `total_records`. A query is only bound then (its schema, and
+effect even if the client never fetches. Their FlightInfo is a well-formed result all the
+same, as DuckDB gives one: the schema `count: int64`, the affected row count as
+`total_records`, and one endpoint whose ticket carries that count, so a client that fetches
+what a "query" returned (SQLAlchemy through flightsql-dbapi) gets one row instead of nothing. A query is only bound then (its schema, and
 its errors, come back at once) and runs at DoGet, streaming DuckDB's batches as they come.
 """
 
@@ -23,7 +25,7 @@ from lakehouse.auth import READ, WRITE, Identity
 from lakehouse.lake import Lake
 from lakehouse.statements import Statement
 
-NO_COLUMNS = pa.schema([])
+COUNT_SCHEMA = pa.schema([pa.field("count", pa.int64(), nullable=False)])
 
 
 def statement_info(
@@ -38,7 +40,8 @@ def statement_info(
     require(who, statement)
     if not statement.is_query:
         count = statements.execute(lake, statement, params, who)
-        return flight.FlightInfo(NO_COLUMNS, descriptor, [], count, -1)
+        endpoint = flight.FlightEndpoint(wrap_ticket(tickets.encode(tickets.CountTicket(count))), [])
+        return flight.FlightInfo(COUNT_SCHEMA, descriptor, [endpoint], count, -1)
     rows = statements.bound_rows(statement, params)
     schema = lake.query_schema(statement.sql, rows[0] if rows else None, who)
     ticket = tickets.QueryTicket(statement.sql, params if rows else None)
@@ -58,10 +61,15 @@ def require(who: Identity, statement: Statement) -> None:
 def statement_schema(lake: Lake, statement: Statement, who: Identity, params: pa.Table | None = None) -> pa.Schema:
     """What `statement_info` would report, without running a write."""
     if not statement.is_query:
-        return NO_COLUMNS
+        return COUNT_SCHEMA
     who.require(READ, "run queries")
     rows = statements.bound_rows(statement, params)
     return lake.query_schema(statement.sql, rows[0] if rows else None, who)
+
+
+def count_stream(ticket: tickets.CountTicket) -> flight.FlightDataStream:
+    """The one-row answer of a write that ran at GetFlightInfo."""
+    return flight.RecordBatchStream(pa.table({"count": pa.array([ticket.rows], pa.int64())}, schema=COUNT_SCHEMA))
 
 
 def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, context: flight.ServerCallContext) -> flight.FlightDataStream:

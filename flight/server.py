@@ -93,6 +93,8 @@ class LakeFlightServer(flight.FlightServerBase):
         if isinstance(parsed, tickets.ObjectsTicket):
             who.require_dataset(parsed.dataset)
             return datasets.objects_stream(self.lake, parsed)
+        if isinstance(parsed, tickets.CountTicket):
+            return queries.count_stream(parsed)
         return queries.query_stream(self.lake, parsed, self.gate, context)
 
     # -- writing ---------------------------------------------------------------------------

@@ -105,6 +105,8 @@ class FlightSql:
     def stream(self, cmd: codec.Command, context: flight.ServerCallContext) -> flight.FlightDataStream:
         if isinstance(cmd, codec.TicketStatementQuery):
             ticket = tickets.decode(cmd.statement_handle)
+            if isinstance(ticket, tickets.CountTicket):
+                return queries.count_stream(ticket)
             if not isinstance(ticket, tickets.QueryTicket):
                 raise InvalidInput("invalid ticket: a TicketStatementQuery carries a query")
             return queries.query_stream(self.lake, ticket, self.gate, context)

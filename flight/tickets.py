@@ -8,6 +8,7 @@ time, and an abandoned ticket costs nothing. Its bytes are either
     stream whose rows are `?` values (the query runs once per row, results concatenated);
   - `{"v": 1, "dataset": "<name>", "objects": ["datasets/<name>/<id>.parquet", ...]}`:
     those Parquet objects of the dataset, read in order;
+  - `{"v": 1, "count": <rows>}`: the one-row result of a write that already ran;
 * or any other UTF-8 text, taken as a SQL query.
 
 Flight SQL tickets wrap the JSON form in `TicketStatementQuery.statement_handle`, or are the
@@ -42,7 +43,12 @@ class ObjectsTicket:
     keys: tuple[str, ...]
 
 
-Ticket = QueryTicket | ObjectsTicket
+@dataclass(frozen=True)
+class CountTicket:
+    rows: int
+
+
+Ticket = QueryTicket | ObjectsTicket | CountTicket
 
 
 def encode(ticket: Ticket) -> bytes:
@@ -51,6 +57,8 @@ def encode(ticket: Ticket) -> bytes:
         body["sql"] = ticket.sql
         if ticket.params is not None:
             body["params"] = base64.b64encode(_ipc(ticket.params)).decode()
+    elif isinstance(ticket, CountTicket):
+        body["count"] = ticket.rows
     else:
         body["dataset"] = ticket.dataset
         body["objects"] = list(ticket.keys)
@@ -73,6 +81,8 @@ def decode(data: bytes) -> Ticket:
         raise InvalidInput(f"invalid ticket: not valid JSON ({exc})") from None
     if not isinstance(body, dict) or body.get("v") != VERSION:
         raise InvalidInput(f"invalid ticket: expected a JSON object with \"v\": {VERSION}")
+    if isinstance(body.get("count"), int) and not isinstance(body["count"], bool):
+        return CountTicket(body["count"])
     if isinstance(body.get("sql"), str):
         params = body.get("params")
         return QueryTicket(body["sql"], _params(params) if params is not None else None)

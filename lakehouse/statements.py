@@ -111,6 +111,8 @@ def execute(lake: "Lake", statement: Statement, params: pa.Table | None = None, 
     `params` holds one row of `?` values per execution (columns in placeholder order); all
     rows go into one commit.
     """
+    if statement.parameter_count and params is not None and params.num_rows == 0 and params.num_columns == statement.parameter_count:
+        return 0  # an empty batch of parameter rows: nothing to do, as in any database
     rows = bound_rows(statement, params)
     if statement.kind is Kind.INSERT:
         return _insert(lake, statement, rows, params, who)

@@ -142,8 +142,16 @@ def test_doput_update_replies_with_a_raw_doput_update_result(with_workers: Serve
 def test_sql_writes_take_effect_without_a_fetch(with_workers: Served) -> None:
     command = codec.encode_any(codec.CommandStatementQuery("CREATE TABLE copy AS SELECT * FROM workers"))
     info = with_workers.client().get_flight_info(flight.FlightDescriptor.for_command(command))
-    assert info.endpoints == [] and info.total_records == 1000
+    assert info.total_records == 1000
     assert with_workers.lake.manifest("copy").row_count == 1000
+    fetched = with_workers.client().do_get(info.endpoints[0].ticket).read_all()
+    assert fetched.to_pylist() == [{"count": 1000}] and fetched.schema == info.schema
+
+
+def test_an_empty_parameter_batch_does_nothing(with_workers: Served, conn: dbapi.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.executemany("INSERT INTO workers (id) VALUES (?)", pa.table({"0": pa.array([], pa.int64())}))
+    assert with_workers.lake.manifest("workers").row_count == 1000
 
 
 def test_sql_insert_values_and_select_append(with_workers: Served, conn: dbapi.Connection) -> None:
