@@ -175,13 +175,20 @@ class FlightSql:
             raise InvalidInput(f"action {action_type!r} does not take a {type(cmd).__name__}")
 
     def _prepare(self, sql: str, who: Identity) -> codec.ActionCreatePreparedStatementResult:
+        """Bind now, so bad SQL is reported at prepare time, and describe the statement: its
+        result schema and its parameters' types (JDBC's `PreparedStatement` needs the latter
+        to accept any value)."""
         statement = statements.parse_one(sql)
         dataset_schema = b""
         if statement.is_query and statement.parameter_count == 0:
-            # Binding now reports bad SQL at prepare time, as clients expect.
             dataset_schema = schemas.ipc_schema_bytes(self.lake.query_schema(statement.sql, who=who))
+        elif statement.is_query:
+            result, _ = self.lake.describe(statement.sql, who)
+            dataset_schema = schemas.ipc_schema_bytes(result) if result is not None else b""
+        parameters = statements.parameter_schema(self.lake, statement, who)
+        parameter_schema = schemas.ipc_schema_bytes(parameters) if len(parameters) else b""
         handle = self.prepared.create(statement)
-        return codec.ActionCreatePreparedStatementResult(handle, dataset_schema, b"")
+        return codec.ActionCreatePreparedStatementResult(handle, dataset_schema, parameter_schema)
 
 
 def _wrap(ticket: bytes) -> bytes:

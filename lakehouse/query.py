@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
+from duckdb import _seam
 
 from lakehouse.admission import Admission
 from lakehouse.auth import Identity
@@ -320,6 +321,31 @@ class QueryEngine:
         self._schemas[key] = (generation, schema)
         return schema
 
+    def describe(self, sql: str, who: Identity | None = None) -> tuple[pa.Schema | None, pa.Schema]:
+        """The result schema of a query with `?` placeholders, without values, and the types
+        DuckDB infers for its placeholders (what Flight SQL clients ask a prepared statement for).
+
+        DuckDB's Python API offers no public way to describe placeholders, so this uses its
+        binder's own entry point (`duckdb._seam.bind`, pinned with the package). A placeholder
+        whose type the query does not decide (`SELECT ?`) is described as a string, which every
+        client can send; a result with such a column is not known before the values are.
+        """
+        self.sync_views()
+        cursor = self.cursor()
+        try:
+            self.check(sql, cursor, who)
+            signature = _seam.bind(cursor, sql)
+            names = [name for name, _ in signature.parameters]
+            types = [_decided(t) for _, t in signature.parameters]
+            parameters = _seam.arrow_schema(cursor, names, types) if names else pa.schema([])
+            decided = all(str(t) != "UNKNOWN" for t in signature.types)
+            result = _seam.arrow_schema(cursor, list(signature.names), list(signature.types)) if decided else None
+            return result, parameters
+        except duckdb.Error as exc:
+            raise _user_error(exc) from None
+        finally:
+            cursor.close()
+
     def ping(self) -> None:
         """A trivial query on the engine, outside any cap (readiness)."""
         cursor = self.cursor()
@@ -378,6 +404,10 @@ class QueryResult:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _decided(t: Any) -> Any:
+    return "VARCHAR" if str(t) == "UNKNOWN" else t
 
 
 def _user_error(exc: duckdb.Error) -> LakehouseError:

@@ -396,6 +396,29 @@ def _query_batches(lake: "Lake", sql: str, rows: list[list[Any]], who: "Identity
     return first.schema, batches()
 
 
+def parameter_schema(lake: "Lake", statement: Statement, who: "Identity | None" = None) -> pa.Schema:
+    """The types of a statement's `?` placeholders, in order, as a prepared statement reports
+    them: a query's as DuckDB infers them; an `INSERT ... VALUES (?, ...)` takes the types of
+    the columns the values go to; any other write's from its source query."""
+    if statement.parameter_count == 0:
+        return pa.schema([])
+    if statement.kind is Kind.QUERY:
+        return lake.describe(statement.sql, who)[1]
+    if statement.kind is Kind.INSERT and statement.source is not None and _PLAIN_VALUES.match(statement.source):
+        target = lake.manifest(_resolve(lake, statement)).schema
+        columns = list(statement.columns) if statement.columns is not None else target.names
+        lower = {f.name.lower(): f for f in target}
+        fields = [lower[c.lower()] if c.lower() in lower else pa.field(c, pa.string()) for c in columns]
+        if len(fields) == statement.parameter_count:
+            return pa.schema([f.with_name(str(i + 1)) for i, f in enumerate(fields)])
+    if statement.source is not None:
+        try:
+            return lake.describe(statement.source, who)[1]
+        except InvalidInput:
+            pass
+    return pa.schema([pa.field(str(i + 1), pa.string()) for i in range(statement.parameter_count)])
+
+
 _PLAIN_VALUES = re.compile(r"^VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)$", re.IGNORECASE)
 
 

@@ -16,7 +16,7 @@ VERSION = "18.3.0"
 ARTIFACT = f"org.apache.arrow:flight-sql-jdbc-driver:{VERSION}"
 CACHE = ROOT / ".cache" / "jdbc"
 JAR = CACHE / f"flight-sql-jdbc-driver-{VERSION}.jar"
-SOURCE = ROOT / "tests" / "jdbc" / "Query.java"
+SOURCES = sorted((ROOT / "tests" / "jdbc").glob("*.java"))
 JAVA_OPTIONS = ["--add-opens=java.base/java.nio=ALL-UNNAMED"]  # Arrow's memory needs it on Java 17
 
 
@@ -30,16 +30,22 @@ def ensure() -> Path:
             cwd=CACHE,
             timeout=600,
         )
-    compiled = CACHE / "Query.class"
-    if not compiled.exists() or compiled.stat().st_mtime < SOURCE.stat().st_mtime:
-        subprocess.run(["javac", "-d", str(CACHE), str(SOURCE)], check=True, timeout=300)
+    for source in SOURCES:
+        compiled = CACHE / f"{source.stem}.class"
+        if not compiled.exists() or compiled.stat().st_mtime < source.stat().st_mtime:
+            subprocess.run(["javac", "-cp", str(JAR), "-d", str(CACHE), str(source)], check=True, timeout=300)
     return CACHE
+
+
+def run(program: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run one of the Java programs under tests/jdbc/ with the driver on the class path."""
+    classpath = f"{JAR}:{ensure()}"
+    return subprocess.run(["java", *JAVA_OPTIONS, "-cp", classpath, program, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def run_query(url: str, sql: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run `sql` through the driver at `url`; rows come back on stdout, tab-separated."""
-    classpath = f"{JAR}:{ensure()}"
-    return subprocess.run(["java", *JAVA_OPTIONS, "-cp", classpath, "Query", url, sql], capture_output=True, text=True, timeout=timeout)
+    return run("Query", url, sql, timeout=timeout)
 
 
 if __name__ == "__main__":

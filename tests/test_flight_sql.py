@@ -457,3 +457,23 @@ def test_readers_and_a_writer_at_once_see_only_whole_commits(serve: ServeFactory
         t.join(timeout=60)
     assert not errors, errors
     assert len(set(seen)) > 1, "the readers never saw the writer's commits"
+
+
+def test_prepared_statements_describe_their_parameters(served: Served, conn: dbapi.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.adbc_ingest("typed", pa.table({"id": pa.array([1, 2], pa.int64()), "price": pa.array([1.5, 2.5]).cast(pa.decimal128(10, 2)), "name": ["a", "b"]}), mode="create")
+        assert cur.adbc_prepare("SELECT name FROM typed WHERE id = ? AND price < ?") == pa.schema([("1", pa.int64()), ("2", pa.decimal128(10, 2))])
+        assert cur.adbc_prepare("INSERT INTO typed (name, id) VALUES (?, ?)").types == [pa.string(), pa.int64()]
+        assert cur.adbc_prepare("SELECT ? AS anything").types == [pa.string()]
+
+
+def test_jdbc_prepared_statements_select_insert_and_batch(served: Served, conn: dbapi.Connection) -> None:
+    from scripts import jdbc
+
+    with conn.cursor() as cur:
+        cur.adbc_ingest("grid", pa.table({"id": pa.array([1, 2], pa.int64()), "name": ["one", "two"]}), mode="create")
+    port = served.uri.rsplit(":", 1)[1]
+    done = jdbc.run("Prepared", f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "grid")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:3] == ["selected two", "inserted 1", "batched 3"]
+    assert rows(conn, "SELECT id, name FROM grid ORDER BY id") == [(1, "one"), (2, "two"), (10, "ten"), (11, "batch11"), (12, "batch12"), (13, "batch13")]
