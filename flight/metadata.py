@@ -15,9 +15,11 @@ import pyarrow as pa
 from flight import sql_codec as codec
 from flight import sql_schemas as schemas
 from flight.sql_schemas import SqlInfo
+from flight.prepared import MAX_OPEN
 from lakehouse.auth import Identity
 from lakehouse.lake import Lake
-from lakehouse.statements import CATALOG_NAME, SCHEMA_NAME
+from lakehouse.sandbox import vocabulary
+from lakehouse.statements import CATALOG_NAME, MAX_SQL_BYTES, SCHEMA_NAME
 
 TABLE_TYPE = "TABLE"
 SERVER_NAME = "lakehouse"
@@ -60,6 +62,8 @@ def no_keys(schema: pa.Schema) -> pa.Table:
 
 
 def sql_info(cmd: codec.CommandGetSqlInfo, statement_timeout_seconds: float) -> pa.Table:
+    """Every SqlInfo the spec defines, answered truthfully for this server over DuckDB."""
+    words = vocabulary()
     info: dict[int, object] = {
         SqlInfo.FLIGHT_SQL_SERVER_NAME: SERVER_NAME,
         SqlInfo.FLIGHT_SQL_SERVER_VERSION: package_metadata.version("lakehouse"),
@@ -69,6 +73,8 @@ def sql_info(cmd: codec.CommandGetSqlInfo, statement_timeout_seconds: float) -> 
         SqlInfo.FLIGHT_SQL_SERVER_SUBSTRAIT: False,
         SqlInfo.FLIGHT_SQL_SERVER_TRANSACTION: schemas.SqlSupportedTransaction.NONE,
         SqlInfo.FLIGHT_SQL_SERVER_CANCEL: False,
+        SqlInfo.FLIGHT_SQL_SERVER_SUBSTRAIT_MIN_VERSION: "",
+        SqlInfo.FLIGHT_SQL_SERVER_SUBSTRAIT_MAX_VERSION: "",
         SqlInfo.FLIGHT_SQL_SERVER_BULK_INGESTION: True,
         SqlInfo.FLIGHT_SQL_SERVER_INGEST_TRANSACTIONS_SUPPORTED: False,
         SqlInfo.FLIGHT_SQL_SERVER_STATEMENT_TIMEOUT: int(statement_timeout_seconds * 1000),
@@ -85,14 +91,85 @@ def sql_info(cmd: codec.CommandGetSqlInfo, statement_timeout_seconds: float) -> 
         SqlInfo.SQL_EXTRA_NAME_CHARACTERS: "",
         SqlInfo.SQL_SUPPORTS_COLUMN_ALIASING: True,
         SqlInfo.SQL_NULL_PLUS_NULL_IS_NULL: True,
+        SqlInfo.SQL_KEYWORDS: list(words.keywords),
+        SqlInfo.SQL_NUMERIC_FUNCTIONS: list(words.numeric_functions),
+        SqlInfo.SQL_STRING_FUNCTIONS: list(words.string_functions),
+        SqlInfo.SQL_SYSTEM_FUNCTIONS: list(words.system_functions),
+        SqlInfo.SQL_DATETIME_FUNCTIONS: list(words.datetime_functions),
+        SqlInfo.SQL_SUPPORTS_CONVERT: CONVERSIONS,
+        SqlInfo.SQL_SUPPORTS_TABLE_CORRELATION_NAMES: True,
+        SqlInfo.SQL_SUPPORTS_DIFFERENT_TABLE_CORRELATION_NAMES: False,
+        SqlInfo.SQL_SUPPORTS_EXPRESSIONS_IN_ORDER_BY: True,
+        SqlInfo.SQL_SUPPORTS_ORDER_BY_UNRELATED: True,
+        SqlInfo.SQL_SUPPORTED_GROUP_BY: _bits(0, 1),  # unrelated columns, beyond the select list
+        SqlInfo.SQL_SUPPORTS_LIKE_ESCAPE_CLAUSE: True,
+        SqlInfo.SQL_SUPPORTS_NON_NULLABLE_COLUMNS: True,
+        SqlInfo.SQL_SUPPORTED_GRAMMAR: _bits(0, 1, 2),  # minimum, core, extended
+        SqlInfo.SQL_ANSI92_SUPPORTED_LEVEL: _bits(0, 1),  # entry, intermediate
+        SqlInfo.SQL_SUPPORTS_INTEGRITY_ENHANCEMENT_FACILITY: False,
+        SqlInfo.SQL_OUTER_JOINS_SUPPORT_LEVEL: 2,  # full outer joins
         SqlInfo.SQL_SCHEMA_TERM: "schema",
         SqlInfo.SQL_PROCEDURE_TERM: "procedure",
         SqlInfo.SQL_CATALOG_TERM: "catalog",
         SqlInfo.SQL_CATALOG_AT_START: True,
+        SqlInfo.SQL_SCHEMAS_SUPPORTED_ACTIONS: 0,
+        SqlInfo.SQL_CATALOGS_SUPPORTED_ACTIONS: 0,
+        SqlInfo.SQL_SUPPORTED_POSITIONED_COMMANDS: 0,
+        SqlInfo.SQL_SELECT_FOR_UPDATE_SUPPORTED: False,
+        SqlInfo.SQL_STORED_PROCEDURES_SUPPORTED: False,
+        SqlInfo.SQL_SUPPORTED_SUBQUERIES: _bits(0, 1, 2, 3),  # comparisons, EXISTS, IN, quantified
+        SqlInfo.SQL_CORRELATED_SUBQUERIES_SUPPORTED: True,
+        SqlInfo.SQL_SUPPORTED_UNIONS: _bits(0, 1),  # UNION, UNION ALL
+        **{limit: 0 for limit in _NO_LIMIT},
+        SqlInfo.SQL_MAX_ROW_SIZE_INCLUDES_BLOBS: False,
+        SqlInfo.SQL_MAX_STATEMENT_LENGTH: MAX_SQL_BYTES,
+        SqlInfo.SQL_MAX_STATEMENTS: MAX_OPEN,
         SqlInfo.SQL_MAX_TABLE_NAME_LENGTH: 128,
+        SqlInfo.SQL_DEFAULT_TRANSACTION_ISOLATION: 0,  # none: every statement commits on its own
         SqlInfo.SQL_TRANSACTIONS_SUPPORTED: False,
+        SqlInfo.SQL_SUPPORTED_TRANSACTIONS_ISOLATION_LEVELS: _bits(0),
+        SqlInfo.SQL_DATA_DEFINITION_CAUSES_TRANSACTION_COMMIT: False,
+        SqlInfo.SQL_DATA_DEFINITIONS_IN_TRANSACTIONS_IGNORED: False,
+        SqlInfo.SQL_SUPPORTED_RESULT_SET_TYPES: _bits(1),  # forward only
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_UNSPECIFIED: 0,
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_FORWARD_ONLY: _bits(1),  # read only
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_SENSITIVE: 0,
+        SqlInfo.SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_INSENSITIVE: 0,
+        SqlInfo.SQL_BATCH_UPDATES_SUPPORTED: True,
+        SqlInfo.SQL_SAVEPOINTS_SUPPORTED: False,
+        SqlInfo.SQL_NAMED_PARAMETERS_SUPPORTED: False,
+        SqlInfo.SQL_LOCATORS_UPDATE_COPY: False,
+        SqlInfo.SQL_STORED_FUNCTIONS_USING_CALL_SYNTAX_SUPPORTED: False,
     }
     return schemas.sql_info_table(info, cmd.info)
+
+
+def _bits(*positions: int) -> int:
+    """An int32 bitmask with the enum values at `positions` set, as the spec encodes them."""
+    return sum(1 << p for p in positions)
+
+
+_NO_LIMIT = (
+    SqlInfo.SQL_MAX_BINARY_LITERAL_LENGTH, SqlInfo.SQL_MAX_CHAR_LITERAL_LENGTH, SqlInfo.SQL_MAX_COLUMN_NAME_LENGTH,
+    SqlInfo.SQL_MAX_COLUMNS_IN_GROUP_BY, SqlInfo.SQL_MAX_COLUMNS_IN_INDEX, SqlInfo.SQL_MAX_COLUMNS_IN_ORDER_BY,
+    SqlInfo.SQL_MAX_COLUMNS_IN_SELECT, SqlInfo.SQL_MAX_COLUMNS_IN_TABLE, SqlInfo.SQL_MAX_CONNECTIONS,
+    SqlInfo.SQL_MAX_CURSOR_NAME_LENGTH, SqlInfo.SQL_MAX_INDEX_LENGTH, SqlInfo.SQL_DB_SCHEMA_NAME_LENGTH,
+    SqlInfo.SQL_MAX_PROCEDURE_NAME_LENGTH, SqlInfo.SQL_MAX_CATALOG_NAME_LENGTH, SqlInfo.SQL_MAX_ROW_SIZE,
+    SqlInfo.SQL_MAX_TABLES_IN_SELECT, SqlInfo.SQL_MAX_USERNAME_LENGTH,
+)
+"""The limits the spec asks about that DuckDB does not have (the spec's 0: none, or not known)."""
+
+# SqlSupportsConvert values: what CAST turns into what (DuckDB casts between all of these).
+_NUMBERS = [0, 2, 5, 6, 7, 12, 13, 14, 17]  # BIGINT, BIT, DECIMAL, FLOAT, INTEGER, NUMERIC, REAL, SMALLINT, TINYINT
+_TEXT = [3, 11, 19]  # CHAR, LONGVARCHAR, VARCHAR
+_TIMES = [4, 15, 16]  # DATE, TIME, TIMESTAMP
+_BYTES = [1, 10, 18]  # BINARY, LONGVARBINARY, VARBINARY
+CONVERSIONS: dict[int, list[int]] = {
+    **{n: _NUMBERS + _TEXT for n in _NUMBERS},
+    **{t: _NUMBERS + _TEXT + _TIMES + _BYTES for t in _TEXT},
+    **{d: _TEXT + _TIMES for d in _TIMES},
+    **{b: _TEXT + _BYTES for b in _BYTES},
+}
 
 
 def _catalog_matches(catalog: str | None) -> bool:

@@ -173,7 +173,7 @@ SQL_INFO_SCHEMA = pa.schema([
 
 
 class SqlInfo(enum.IntEnum):
-    """The ``SqlInfo`` ids (from the spec's ``SqlInfo`` enum) a server is likely to answer."""
+    """Every ``SqlInfo`` id the spec defines (its ``SqlInfo`` enum); the server answers them all."""
 
     # Server information: [0, 500)
     FLIGHT_SQL_SERVER_NAME = 0  # str
@@ -209,26 +209,78 @@ class SqlInfo(enum.IntEnum):
     SQL_SUPPORTS_COLUMN_ALIASING = 515  # bool
     SQL_NULL_PLUS_NULL_IS_NULL = 516  # bool
     SQL_SUPPORTS_CONVERT = 517  # dict[int, list[int]]
+    SQL_SUPPORTS_TABLE_CORRELATION_NAMES = 518  # bool
+    SQL_SUPPORTS_DIFFERENT_TABLE_CORRELATION_NAMES = 519  # bool
+    SQL_SUPPORTS_EXPRESSIONS_IN_ORDER_BY = 520  # bool
+    SQL_SUPPORTS_ORDER_BY_UNRELATED = 521  # bool
+    SQL_SUPPORTED_GROUP_BY = 522  # int32 bitmask of SqlSupportedGroupBy
+    SQL_SUPPORTS_LIKE_ESCAPE_CLAUSE = 523  # bool
+    SQL_SUPPORTS_NON_NULLABLE_COLUMNS = 524  # bool
+    SQL_SUPPORTED_GRAMMAR = 525  # int32 bitmask of SupportedSqlGrammar
+    SQL_ANSI92_SUPPORTED_LEVEL = 526  # int32 bitmask of SupportedAnsi92SqlGrammarLevel
+    SQL_SUPPORTS_INTEGRITY_ENHANCEMENT_FACILITY = 527  # bool
+    SQL_OUTER_JOINS_SUPPORT_LEVEL = 528  # int32, a SqlOuterJoinsSupportLevel
     SQL_SCHEMA_TERM = 529  # str
     SQL_PROCEDURE_TERM = 530  # str
     SQL_CATALOG_TERM = 531  # str
     SQL_CATALOG_AT_START = 532  # bool
-    SQL_MAX_COLUMN_NAME_LENGTH = 543  # int64
-    SQL_MAX_STATEMENT_LENGTH = 557  # int64, 0 = no limit
-    SQL_MAX_TABLE_NAME_LENGTH = 559  # int64
+    SQL_SCHEMAS_SUPPORTED_ACTIONS = 533  # int32 bitmask of SqlSupportedElementActions
+    SQL_CATALOGS_SUPPORTED_ACTIONS = 534  # int32 bitmask of SqlSupportedElementActions
+    SQL_SUPPORTED_POSITIONED_COMMANDS = 535  # int32 bitmask
+    SQL_SELECT_FOR_UPDATE_SUPPORTED = 536  # bool
+    SQL_STORED_PROCEDURES_SUPPORTED = 537  # bool
+    SQL_SUPPORTED_SUBQUERIES = 538  # int32 bitmask of SqlSupportedSubqueries
+    SQL_CORRELATED_SUBQUERIES_SUPPORTED = 539  # bool
+    SQL_SUPPORTED_UNIONS = 540  # int32 bitmask of SqlSupportedUnions
+    SQL_MAX_BINARY_LITERAL_LENGTH = 541  # int64 (here and below, 0 = no limit or unknown)
+    SQL_MAX_CHAR_LITERAL_LENGTH = 542
+    SQL_MAX_COLUMN_NAME_LENGTH = 543
+    SQL_MAX_COLUMNS_IN_GROUP_BY = 544
+    SQL_MAX_COLUMNS_IN_INDEX = 545
+    SQL_MAX_COLUMNS_IN_ORDER_BY = 546
+    SQL_MAX_COLUMNS_IN_SELECT = 547
+    SQL_MAX_COLUMNS_IN_TABLE = 548
+    SQL_MAX_CONNECTIONS = 549
+    SQL_MAX_CURSOR_NAME_LENGTH = 550
+    SQL_MAX_INDEX_LENGTH = 551
+    SQL_DB_SCHEMA_NAME_LENGTH = 552
+    SQL_MAX_PROCEDURE_NAME_LENGTH = 553
+    SQL_MAX_CATALOG_NAME_LENGTH = 554
+    SQL_MAX_ROW_SIZE = 555
+    SQL_MAX_ROW_SIZE_INCLUDES_BLOBS = 556  # bool
+    SQL_MAX_STATEMENT_LENGTH = 557
+    SQL_MAX_STATEMENTS = 558
+    SQL_MAX_TABLE_NAME_LENGTH = 559
+    SQL_MAX_TABLES_IN_SELECT = 560
+    SQL_MAX_USERNAME_LENGTH = 561
     SQL_DEFAULT_TRANSACTION_ISOLATION = 562  # int32, an SqlTransactionIsolationLevel
     SQL_TRANSACTIONS_SUPPORTED = 563  # bool
+    SQL_SUPPORTED_TRANSACTIONS_ISOLATION_LEVELS = 564  # int32 bitmask of SqlTransactionIsolationLevel
+    SQL_DATA_DEFINITION_CAUSES_TRANSACTION_COMMIT = 565  # bool
+    SQL_DATA_DEFINITIONS_IN_TRANSACTIONS_IGNORED = 566  # bool
+    SQL_SUPPORTED_RESULT_SET_TYPES = 567  # int32 bitmask of SqlSupportedResultSetType
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_UNSPECIFIED = 568  # int32 bitmask
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_FORWARD_ONLY = 569  # int32 bitmask
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_SENSITIVE = 570  # int32 bitmask
+    SQL_SUPPORTED_CONCURRENCIES_FOR_RESULT_SET_SCROLL_INSENSITIVE = 571  # int32 bitmask
+    SQL_BATCH_UPDATES_SUPPORTED = 572  # bool
+    SQL_SAVEPOINTS_SUPPORTED = 573  # bool
+    SQL_NAMED_PARAMETERS_SUPPORTED = 574  # bool
+    SQL_LOCATORS_UPDATE_COPY = 575  # bool
+    SQL_STORED_FUNCTIONS_USING_CALL_SYNTAX_SUPPORTED = 576  # bool
 
 
 # Every SqlInfo id the spec defines as int32 (ordinal or bitmask): these go in the
 # ``int32_bitmask`` member; any other int goes in ``bigint_value``. The ADBC driver reads
-# FLIGHT_SQL_SERVER_TRANSACTION from the int32 member and ignores it anywhere else.
+# FLIGHT_SQL_SERVER_TRANSACTION from the int32 member and ignores it anywhere else. One
+# exception to the spec: SQL_DEFAULT_TRANSACTION_ISOLATION (562) travels as int64, because
+# the JDBC driver (18.3) reads it as a long and fails on an int32.
 INT32_SQL_INFO: frozenset[int] = frozenset({
     8, 100, 101,  # transaction support, statement / transaction timeouts
     503, 505, 507,  # identifier cases, null ordering
     522, 525, 526, 528,  # GROUP BY, grammar, ANSI92 level, outer joins
     533, 534, 535, 538, 540,  # schema / catalog actions, positioned commands, subqueries, unions
-    562, 564,  # default isolation level, supported isolation levels
+    564,  # supported isolation levels
     567, 568, 569, 570, 571,  # result set types and concurrencies
 })
 

@@ -18,9 +18,13 @@ and catalog functions disclose server paths. So each query's parse tree (DuckDB'
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import duckdb
 
 from lakehouse.errors import InvalidInput
 
@@ -31,6 +35,48 @@ INFORMATION_SCHEMA = frozenset({"tables", "columns", "schemata"})
 SCHEMAS = frozenset({"", "main"})
 CATALOGS = frozenset({"", "memory"})
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The SQL words and functions a query may use, for clients that list them (JDBC's
+    `getSQLKeywords`, `getNumericFunctions`...)."""
+
+    keywords: tuple[str, ...]
+    numeric_functions: tuple[str, ...]
+    string_functions: tuple[str, ...]
+    datetime_functions: tuple[str, ...]
+    system_functions: tuple[str, ...]
+
+
+_NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+_SYSTEM_FUNCTIONS = ("current_catalog", "current_database", "current_schema", "current_user", "user", "version", "typeof", "coalesce", "ifnull", "nullif")
+
+
+@functools.cache
+def vocabulary() -> Vocabulary:
+    """Read from DuckDB itself (its keywords and scalar functions), less what the sandbox refuses."""
+    db = duckdb.connect(":memory:", config={"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        keywords = tuple(sorted(k.upper() for (k,) in db.execute("SELECT keyword_name FROM duckdb_keywords()").fetchall()))
+        rows = db.execute(
+            "SELECT DISTINCT function_name, return_type, categories FROM duckdb_functions() "
+            "WHERE function_type = 'scalar' AND NOT starts_with(function_name, '__') AND function_name SIMILAR TO '[a-z_][a-z0-9_]*'"
+        ).fetchall()
+    finally:
+        db.close()
+    allowed = [(name, str(ret or ""), set(cats or ())) for name, ret, cats in rows if name not in DENIED_FUNCTIONS and not name.startswith(DENIED_FUNCTION_PREFIXES)]
+
+    def pick(test: Callable[[str, set[str]], bool]) -> tuple[str, ...]:
+        return tuple(sorted({name for name, ret, cats in allowed if test(ret, cats)}))
+
+    return Vocabulary(
+        keywords=keywords,
+        numeric_functions=pick(lambda ret, cats: "numeric" in cats or (not cats and ret.startswith(_NUMERIC_TYPES))),
+        string_functions=pick(lambda ret, cats: "string" in cats or (not cats and ret == "VARCHAR")),
+        datetime_functions=pick(lambda ret, cats: bool(cats & {"date", "timestamp", "time"}) or (not cats and ret.startswith(("DATE", "TIME", "INTERVAL")))),
+        system_functions=tuple(sorted(set(_SYSTEM_FUNCTIONS) & {name for name, _, _ in allowed})),
+    )
 
 
 def check_tree(serialized: str, views: Iterable[str]) -> None:

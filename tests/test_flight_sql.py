@@ -477,3 +477,26 @@ def test_jdbc_prepared_statements_select_insert_and_batch(served: Served, conn: 
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split("\n")[:3] == ["selected two", "inserted 1", "batched 3"]
     assert rows(conn, "SELECT id, name FROM grid ORDER BY id") == [(1, "one"), (2, "two"), (10, "ten"), (11, "batch11"), (12, "batch12"), (13, "batch13")]
+
+
+def test_jdbc_browses_like_a_database_tool(with_workers: Served) -> None:
+    """Every no-argument DatabaseMetaData method answers (tools call them all on connect)."""
+    from scripts import jdbc
+
+    port = with_workers.uri.rsplit(":", 1)[1]
+    done = jdbc.run("Browse", f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "workers")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line for line in lines if line.startswith("FAILED")] == []
+    found = dict(line.split(" ", 1) for line in lines)
+    assert int(found["methods"]) > 100 and found["tables"] == "1" and found["columns"] == "4" and int(found["keywords"]) > 100
+
+
+def test_get_sql_info_answers_every_id_of_the_spec(served: Served) -> None:
+    from flight.sql_schemas import SqlInfo
+
+    command = codec.encode_any(codec.CommandGetSqlInfo([]))
+    client = served.client()
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
+    table = client.do_get(info.endpoints[0].ticket).read_all()
+    assert set(table.column("info_name").to_pylist()) == {int(i) for i in SqlInfo}
