@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from flight import tickets
+from flight import columns, tickets
 from flight.batches import bounded_batches
 from flight.errors import stream_errors
 from flight.middleware import caller
@@ -43,7 +43,7 @@ def statement_info(
         endpoint = flight.FlightEndpoint(wrap_ticket(tickets.encode(tickets.CountTicket(count))), [])
         return flight.FlightInfo(COUNT_SCHEMA, descriptor, [endpoint], count, -1)
     rows = statements.bound_rows(statement, params)
-    schema = lake.query_schema(statement.sql, rows[0] if rows else None, who)
+    schema = result_schema(lake, statement.sql, lake.query_schema(statement.sql, rows[0] if rows else None, who), who)
     ticket = tickets.QueryTicket(statement.sql, params if rows else None)
     return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(wrap_ticket(tickets.encode(ticket)), [])], -1, -1)
 
@@ -64,7 +64,14 @@ def statement_schema(lake: Lake, statement: Statement, who: Identity, params: pa
         return COUNT_SCHEMA
     who.require(READ, "run queries")
     rows = statements.bound_rows(statement, params)
-    return lake.query_schema(statement.sql, rows[0] if rows else None, who)
+    return result_schema(lake, statement.sql, lake.query_schema(statement.sql, rows[0] if rows else None, who), who)
+
+
+def result_schema(lake: Lake, sql: str, schema: pa.Schema, who: Identity) -> pa.Schema:
+    """A query's result schema with the Flight SQL column metadata (see `columns.py`)."""
+    read = lake.sources(sql, who)
+    table = next(iter(read)) if len(read) == 1 else None
+    return columns.annotate(schema, lake.manifest(table).schema if table is not None else None, table)
 
 
 def count_stream(ticket: tickets.CountTicket) -> flight.FlightDataStream:
@@ -88,4 +95,4 @@ def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, conte
             with lake.query(ticket.sql, row, gate=gate, client_gone=context.is_cancelled, who=who) as result:
                 yield from result
 
-    return flight.GeneratorStream(first.schema, stream_errors(bounded_batches(batches())))
+    return flight.GeneratorStream(result_schema(lake, ticket.sql, first.schema, who), stream_errors(bounded_batches(batches())))

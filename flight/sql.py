@@ -181,10 +181,13 @@ class FlightSql:
         statement = statements.parse_one(sql)
         dataset_schema = b""
         if statement.is_query and statement.parameter_count == 0:
-            dataset_schema = schemas.ipc_schema_bytes(self.lake.query_schema(statement.sql, who=who))
+            result: pa.Schema | None = self.lake.query_schema(statement.sql, who=who)
         elif statement.is_query:
             result, _ = self.lake.describe(statement.sql, who)
-            dataset_schema = schemas.ipc_schema_bytes(result) if result is not None else b""
+        else:
+            result = None
+        if result is not None:
+            dataset_schema = schemas.ipc_schema_bytes(queries.result_schema(self.lake, statement.sql, result, who))
         parameters = statements.parameter_schema(self.lake, statement, who)
         parameter_schema = schemas.ipc_schema_bytes(parameters) if len(parameters) else b""
         handle = self.prepared.create(statement)

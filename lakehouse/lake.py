@@ -204,6 +204,10 @@ class Lake:
     def query_schema(self, sql: str, params: Sequence[Any] | None = None, who: Identity | None = None) -> pa.Schema:
         return self.query_engine.schema(sql, params, who)
 
+    def sources(self, sql: str, who: Identity | None = None) -> frozenset[str]:
+        """The datasets a read query reads."""
+        return self.query_engine.sources(sql, who)
+
     def describe(self, sql: str, who: Identity | None = None) -> tuple[pa.Schema | None, pa.Schema]:
         """A query's result schema (None while its placeholders decide it) and its placeholders' types."""
         return self.query_engine.describe(sql, who)

@@ -82,7 +82,7 @@ class QueryEngine:
         self._views: dict[str, str] = {}
         self._generation = 0  # bumped whenever a view changes; keys the schema cache
         self._schemas: dict[tuple[str, tuple[type, ...], tuple[str, ...]], tuple[int, pa.Schema]] = {}
-        self._verdicts: dict[tuple[str, int, tuple[str, ...]], bool] = {}
+        self._verdicts: dict[tuple[str, int, tuple[str, ...]], frozenset[str]] = {}
         self.watchdog = Watchdog(config.timeout_seconds)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
@@ -170,7 +170,7 @@ class QueryEngine:
             paths = ", ".join(_literal(self.cache.path(o.key)) for o in m.objects)
             source = f"SELECT * FROM read_parquet([{paths}])"
         else:
-            columns = ", ".join(f"CAST(NULL AS {_duckdb_type(f.type)}) AS {_quote(f.name)}" for f in m.schema) or "NULL AS empty"
+            columns = ", ".join(f"CAST(NULL AS {duckdb_type_name(f.type)}) AS {_quote(f.name)}" for f in m.schema) or "NULL AS empty"
             source = f"SELECT {columns} WHERE false"
         return f"CREATE OR REPLACE VIEW {_quote(m.name)} AS {source}"
 
@@ -181,13 +181,14 @@ class QueryEngine:
         with self._lock:
             return self._db.cursor()
 
-    def check(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None = None) -> None:
+    def check(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None = None) -> frozenset[str]:
         """Accept exactly one read statement, as DuckDB's parser sees it, that reads only the
-        datasets' views (`sandbox.py`), and of those only the ones `who` may use. Verdicts
-        are kept until a view changes."""
+        datasets' views (`sandbox.py`), and of those only the ones `who` may use; the datasets
+        it reads. Verdicts are kept until a view changes."""
         key = (sql, self._generation, who.datasets if who is not None else ())
-        if key in self._verdicts:
-            return
+        known = self._verdicts.get(key)
+        if known is not None:
+            return known
         try:
             statements = cursor.extract_statements(sql)
         except duckdb.Error as exc:
@@ -211,11 +212,12 @@ class QueryEngine:
             tree = cursor.execute("SELECT json_serialize_sql(?)", [select]).fetchall()
         except duckdb.Error as exc:
             raise InvalidInput(f"SQL error: {exc}") from None
-        views = [v for v in self._views if who is None or who.may_use(v)]
-        check_tree(tree[0][0] if tree else "{}", views)
+        views = {v.lower(): v for v in self._views if who is None or who.may_use(v)}
+        read = frozenset(views[name] for name in check_tree(tree[0][0] if tree else "{}", views.values()) if name in views)
         if len(self._verdicts) >= SCHEMA_CACHE_SIZE:
             self._verdicts.clear()
-        self._verdicts[key] = True
+        self._verdicts[key] = read
+        return read
 
     def relation(
         self, sql: str, params: Sequence[Any] | None = None, cursor: duckdb.DuckDBPyConnection | None = None, who: Identity | None = None
@@ -321,6 +323,15 @@ class QueryEngine:
         self._schemas[key] = (generation, schema)
         return schema
 
+    def sources(self, sql: str, who: Identity | None = None) -> frozenset[str]:
+        """The datasets a read query reads (cheap once the query was checked)."""
+        self.sync_views()
+        cursor = self.cursor()
+        try:
+            return self.check(sql, cursor, who)
+        finally:
+            cursor.close()
+
     def describe(self, sql: str, who: Identity | None = None) -> tuple[pa.Schema | None, pa.Schema]:
         """The result schema of a query with `?` placeholders, without values, and the types
         DuckDB infers for its placeholders (what Flight SQL clients ask a prepared statement for).
@@ -416,8 +427,9 @@ def _user_error(exc: duckdb.Error) -> LakehouseError:
     return InvalidInput(f"SQL error: {exc}")
 
 
-def _duckdb_type(t: pa.DataType) -> str:
-    """DuckDB's name for an Arrow type, for the typed columns of an empty dataset's view."""
+def duckdb_type_name(t: pa.DataType) -> str:
+    """DuckDB's name for an Arrow type: the typed columns of an empty dataset's view, and the
+    type names SQL clients show."""
     simple = {
         pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT",
         pa.uint8(): "UTINYINT", pa.uint16(): "USMALLINT", pa.uint32(): "UINTEGER", pa.uint64(): "UBIGINT",

@@ -79,19 +79,25 @@ def vocabulary() -> Vocabulary:
     )
 
 
-def check_tree(serialized: str, views: Iterable[str]) -> None:
-    """Refuse a query whose tree (`json_serialize_sql` output) reads anything but `views`.
+def check_tree(serialized: str, views: Iterable[str]) -> frozenset[str]:
+    """Refuse a query whose tree (`json_serialize_sql` output) reads anything but `views`;
+    the views it reads (lower-cased; CTEs of the query are not views).
 
     Raises `InvalidInput` naming the first thing refused.
     """
     tree = json.loads(serialized)
     if tree.get("error"):
         raise InvalidInput(f"SQL error: {tree.get('error_message', 'cannot read this query')}")
-    known = {v.lower() for v in views} | {c.lower() for c in _ctes(tree)}
+    ctes = {c.lower() for c in _ctes(tree)}
+    known = {v.lower() for v in views} | ctes
+    read: set[str] = set()
     for node in _nodes(tree):
         kind = node.get("type")
         if kind == "BASE_TABLE":
             _check_table(node, known)
+            name = str(node.get("table_name", "")).lower()
+            if name not in ctes and str(node.get("schema_name") or "").lower() != "information_schema":
+                read.add(name)
         elif kind == "TABLE_FUNCTION":
             name = str((node.get("function") or {}).get("function_name", "")).lower()
             if name not in TABLE_FUNCTIONS:
@@ -104,6 +110,7 @@ def check_tree(serialized: str, views: Iterable[str]) -> None:
             name = str(node.get("function_name", "")).lower()
             if name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
                 raise InvalidInput(f"refused by the query sandbox: function {name}() is not available")
+    return frozenset(read)
 
 
 def _check_table(node: dict[str, Any], known: set[str]) -> None:

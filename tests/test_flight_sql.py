@@ -500,3 +500,28 @@ def test_get_sql_info_answers_every_id_of_the_spec(served: Served) -> None:
     info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
     table = client.do_get(info.endpoints[0].ticket).read_all()
     assert set(table.column("info_name").to_pylist()) == {int(i) for i in SqlInfo}
+
+
+def test_jdbc_result_metadata_and_every_stored_type(served: Served) -> None:
+    from scripts import jdbc
+
+    every_type = pa.table(
+        {
+            "i8": pa.array([1], pa.int8()), "i16": pa.array([2], pa.int16()), "i32": pa.array([3], pa.int32()), "i64": pa.array([4], pa.int64()),
+            "f32": pa.array([1.5], pa.float32()), "f64": pa.array([2.5], pa.float64()), "flag": [True],
+            "price": pa.array([12.34]).cast(pa.decimal128(10, 2)), "name": ["ada"], "blob": [b"\x01\x02"],
+            "day": pa.array([19_000], pa.date32()), "at": pa.array([1_700_000_000_000_000], pa.timestamp("us", tz="UTC")),
+            "naive": pa.array([1_700_000_000_000_000], pa.timestamp("us")),
+        }
+    )
+    put(served.client(), flight.FlightDescriptor.for_path("typed"), every_type)
+    port = served.uri.rsplit(":", 1)[1]
+    done = jdbc.run("Columns", f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "SELECT * FROM typed")
+    assert done.returncode == 0, done.stderr[-3000:]
+    columns = {parts[1]: parts[2:] for parts in (line.split("\t") for line in done.stdout.splitlines() if line.startswith("column"))}
+    assert columns["price"][1:] == ["10", "2", "typed"]
+    assert columns["i64"][1:] == ["19", "0", "typed"] and columns["name"][0] == "VARCHAR"
+    row = next(line.split("\t")[1:] for line in done.stdout.splitlines() if line.startswith("row"))
+    assert row[:9] == ["1", "2", "3", "4", "1.5", "2.5", "true", "12.34", "ada"] and row[10] == "2022-01-08"
+    computed = jdbc.run("Columns", f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "SELECT count(*) AS n FROM typed")
+    assert computed.stdout.splitlines()[0].split("\t")[1:] == ["n", "BIGINT", "19", "0", "null"]  # computed: no source table
