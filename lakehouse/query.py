@@ -276,7 +276,10 @@ class QueryEngine:
         entry and the edge's slot (a generator's `finally` also runs when it is dropped)."""
         try:
             try:
-                reader = self.relation(sql, params, cursor, who).to_arrow_reader(batch_rows)
+                relation = self.relation(sql, params, cursor, who)
+                if running.reason:
+                    raise running.failure()
+                reader = relation.to_arrow_reader(batch_rows)
             except duckdb.Error as exc:
                 raise (running.failure() if running.reason else _user_error(exc)) from None
             yield reader.schema

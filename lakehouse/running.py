@@ -40,10 +40,14 @@ class RunningQuery:
     reason: str | None = None
 
     def stop(self, reason: str) -> None:
-        """Interrupt the query once; the first reason given is the one reported."""
-        if self.reason is not None:
-            return
-        self.reason = reason
+        """Interrupt the query; the first reason given is the one reported.
+
+        DuckDB forgets an interrupt that arrives before it starts executing (while the query
+        is still being bound), so the watchdog calls this again at every poll until the
+        query has ended.
+        """
+        if self.reason is None:
+            self.reason = reason
         try:
             self.cursor.interrupt()
         except duckdb.Error:  # the cursor closed meanwhile: the query is over anyway
@@ -107,7 +111,9 @@ class Watchdog:
             now = time.monotonic()
             with self._lock:
                 for query in self._running:
-                    if query.deadline is not None and now >= query.deadline:
+                    if query.reason is not None:
+                        query.stop(query.reason)
+                    elif query.deadline is not None and now >= query.deadline:
                         query.stop(TIMEOUT)
                     elif query.client_gone is not None and _gone(query.client_gone):
                         query.stop(CLIENT_GONE)

@@ -96,7 +96,7 @@ def test_fifty_abandoned_runaways_leave_select_1_answering(server: ServerProcess
         t.join(30)
     answered = httpx.post(f"{server.http}/v1/sql", json={"sql": "SELECT 1 AS one"}, timeout=10)
     assert answered.status_code == 200 and answered.json() == [{"one": 1}]
-    wait_until(lambda: server.running_queries() == 0, 5)
+    wait_until(lambda: server.running_queries() == 0, 10)
     assert httpx.get(f"{server.http}/storage/list", timeout=5).status_code == 200
 
 
