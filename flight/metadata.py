@@ -8,6 +8,7 @@ Results use the exact schemas of `flight/sql_schemas.py`; clients reject anythin
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from importlib import metadata as package_metadata
 
 import pyarrow as pa
@@ -50,6 +51,70 @@ def tables(lake: Lake, cmd: codec.CommandGetTables, who: Identity) -> pa.Table:
                 row["table_schema"] = schemas.ipc_schema_bytes(m.schema)
             rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+@dataclass(frozen=True)
+class _XdbcType:
+    name: str
+    data_type: int  # the XdbcDataType value
+    size: int | None = None
+    quotes: tuple[str, str] | None = None  # literal prefix and suffix
+    params: tuple[str, ...] | None = None
+    unsigned: bool | None = None  # None: not a number
+    scale: tuple[int, int] | None = None
+    subcode: int | None = None  # dates and times: the XdbcDatetimeSubcode
+    radix: int | None = None
+
+
+_XDBC_TYPES = [
+    _XdbcType("BOOLEAN", -7, 1),
+    _XdbcType("TINYINT", -6, 3, unsigned=False, scale=(0, 0), radix=10),
+    _XdbcType("BIGINT", -5, 19, unsigned=False, scale=(0, 0), radix=10),
+    _XdbcType("BLOB", -3, quotes=("'", "'::BLOB")),
+    _XdbcType("DECIMAL", 3, 38, params=("precision", "scale"), unsigned=False, scale=(0, 38), radix=10),
+    _XdbcType("INTEGER", 4, 10, unsigned=False, scale=(0, 0), radix=10),
+    _XdbcType("SMALLINT", 5, 5, unsigned=False, scale=(0, 0), radix=10),
+    _XdbcType("FLOAT", 7, 7, unsigned=False, radix=2),
+    _XdbcType("DOUBLE", 8, 15, unsigned=False, radix=2),
+    _XdbcType("VARCHAR", 12, quotes=("'", "'")),
+    _XdbcType("DATE", 91, 10, quotes=("DATE '", "'"), subcode=1),
+    _XdbcType("TIME", 92, 15, quotes=("TIME '", "'"), scale=(0, 6), subcode=2),
+    _XdbcType("TIMESTAMP", 93, 26, quotes=("TIMESTAMP '", "'"), scale=(0, 6), subcode=3),
+    _XdbcType("TIMESTAMP WITH TIME ZONE", 93, 32, quotes=("TIMESTAMPTZ '", "'"), scale=(0, 6), subcode=5),
+]
+_DATETIME = 9  # XDBC_DATETIME: the sql_data_type of dates and times, told apart by the subcode
+_NULLABLE, _SEARCHABLE = 1, 3  # nullable; searchable with any operator
+
+
+def xdbc_type_info(cmd: codec.CommandGetXdbcTypeInfo) -> pa.Table:
+    """The SQL types the lake stores, as GetXdbcTypeInfo rows, sorted by data type (filtered
+    to one when the command names it)."""
+    rows = [
+        {
+            "type_name": t.name,
+            "data_type": t.data_type,
+            "column_size": t.size,
+            "literal_prefix": t.quotes[0] if t.quotes else None,
+            "literal_suffix": t.quotes[1] if t.quotes else None,
+            "create_params": list(t.params) if t.params else None,
+            "nullable": _NULLABLE,
+            "case_sensitive": t.name == "VARCHAR",
+            "searchable": _SEARCHABLE,
+            "unsigned_attribute": t.unsigned,
+            "fixed_prec_scale": t.name == "DECIMAL",
+            "auto_increment": False if t.unsigned is not None else None,
+            "local_type_name": t.name,
+            "minimum_scale": t.scale[0] if t.scale else None,
+            "maximum_scale": t.scale[1] if t.scale else None,
+            "sql_data_type": _DATETIME if t.subcode is not None else t.data_type,
+            "datetime_subcode": t.subcode,
+            "num_prec_radix": t.radix,
+            "interval_precision": None,
+        }
+        for t in sorted(_XDBC_TYPES, key=lambda t: (t.data_type, t.name))
+        if cmd.data_type is None or t.data_type == cmd.data_type
+    ]
+    return pa.Table.from_pylist(rows, schema=schemas.XDBC_TYPE_INFO_SCHEMA)
 
 
 def table_types() -> pa.Table:

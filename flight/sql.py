@@ -46,7 +46,7 @@ _INGEST_MODES = {
 _METADATA = (
     codec.CommandGetCatalogs, codec.CommandGetDbSchemas, codec.CommandGetTables, codec.CommandGetTableTypes,
     codec.CommandGetSqlInfo, codec.CommandGetPrimaryKeys, codec.CommandGetExportedKeys,
-    codec.CommandGetImportedKeys, codec.CommandGetCrossReference,
+    codec.CommandGetImportedKeys, codec.CommandGetCrossReference, codec.CommandGetXdbcTypeInfo,
 )
 ACTIONS = {
     codec.ACTION_CREATE_PREPARED_STATEMENT: "Flight SQL: prepare a statement.",
@@ -96,6 +96,8 @@ class FlightSql:
             return metadata.table_types()
         if isinstance(cmd, codec.CommandGetSqlInfo):
             return metadata.sql_info(cmd, self.prepared.timeout)
+        if isinstance(cmd, codec.CommandGetXdbcTypeInfo):
+            return metadata.xdbc_type_info(cmd)
         if isinstance(cmd, codec.CommandGetPrimaryKeys):
             return metadata.no_keys(schemas.PRIMARY_KEYS_SCHEMA)
         return metadata.no_keys(schemas.KEYS_SCHEMA)

@@ -490,6 +490,22 @@ def test_jdbc_browses_like_a_database_tool(with_workers: Served) -> None:
     assert [line for line in lines if line.startswith("FAILED")] == []
     found = dict(line.split(" ", 1) for line in lines)
     assert int(found["methods"]) > 100 and found["tables"] == "1" and found["columns"] == "4" and int(found["keywords"]) > 100
+    assert "types" in found  # the 18.3 driver answers getTypeInfo itself, without asking the server
+
+
+def test_get_xdbc_type_info_lists_the_stored_types_and_filters(served: Served) -> None:
+    client = served.client()
+
+    def fetch(data_type: int | None) -> pa.Table:
+        command = codec.encode_any(codec.CommandGetXdbcTypeInfo(data_type))
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
+        return client.do_get(info.endpoints[0].ticket).read_all()
+
+    every = fetch(None)
+    assert every.schema.equals(sql_schemas.XDBC_TYPE_INFO_SCHEMA)
+    assert {"BIGINT", "VARCHAR", "DECIMAL", "TIMESTAMP WITH TIME ZONE"} <= set(every.column("type_name").to_pylist())
+    assert every.column("data_type").to_pylist() == sorted(every.column("data_type").to_pylist())
+    assert fetch(12).column("type_name").to_pylist() == ["VARCHAR"]
 
 
 def test_get_sql_info_answers_every_id_of_the_spec(served: Served) -> None:

@@ -35,6 +35,7 @@ public class Browse {
             System.out.println("columns " + count(meta.getColumns(null, null, args[1], "%")));
             System.out.println("keys " + count(meta.getPrimaryKeys(null, null, args[1])));
             System.out.println("keywords " + meta.getSQLKeywords().split(",").length);
+            System.out.println("types " + count(meta.getTypeInfo()));
         }
     }
 
