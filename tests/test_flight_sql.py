@@ -541,3 +541,12 @@ def test_jdbc_result_metadata_and_every_stored_type(served: Served) -> None:
     assert row[:9] == ["1", "2", "3", "4", "1.5", "2.5", "true", "12.34", "ada"] and row[10] == "2022-01-08"
     computed = jdbc.run("Columns", f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "SELECT count(*) AS n FROM typed")
     assert computed.stdout.splitlines()[0].split("\t")[1:] == ["n", "BIGINT", "19", "0", "null"]  # computed: no source table
+
+
+def test_the_go_client_reads_the_type_catalogue(served: Served) -> None:
+    from scripts import go_client
+
+    done = go_client.xdbc_types(served.uri.removeprefix("grpc://"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    types = dict(line.split("\t") for line in done.stdout.splitlines())
+    assert types["BIGINT"] == "-5" and types["VARCHAR"] == "12" and types["DECIMAL"] == "3"
