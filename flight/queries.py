@@ -16,11 +16,13 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from flight import columns, tickets
+from flight import sql_codec as codec
 from flight.batches import bounded_batches
 from flight.errors import stream_errors
 from flight.middleware import caller
 from lakehouse import statements
 from lakehouse.admission import Admission
+from lakehouse.errors import InvalidInput
 from lakehouse.auth import READ, WRITE, Identity
 from lakehouse.lake import Lake
 from lakehouse.statements import Statement
@@ -74,6 +76,23 @@ def result_schema(lake: Lake, sql: str, schema: pa.Schema, who: Identity) -> pa.
     return columns.annotate(schema, lake.manifest(table).schema if table is not None else None, table)
 
 
+def cancel(lake: Lake, body: bytes, who: Identity) -> bytes:
+    """Flight's CancelFlightInfo: stop the running queries of the FlightInfo's tickets that
+    the caller started (tickets carry their query, so the ticket is the query's name)."""
+    request = codec.decode_message(codec.CancelFlightInfoRequest, body)
+    try:
+        info = flight.FlightInfo.deserialize(request.info)
+    except (pa.ArrowException, ValueError):
+        raise InvalidInput("CancelFlightInfo: the body does not hold a FlightInfo") from None
+    stopped = 0
+    for endpoint in info.endpoints:
+        ticket = tickets.decode_any(endpoint.ticket.ticket)
+        if isinstance(ticket, tickets.QueryTicket):
+            stopped += lake.cancel(tickets.encode(ticket).decode(), who)
+    status = codec.CancelStatus.CANCELLED if stopped else codec.CancelStatus.UNSPECIFIED
+    return codec.encode_message(codec.CancelFlightInfoResult(status))
+
+
 def count_stream(ticket: tickets.CountTicket) -> flight.FlightDataStream:
     """The one-row answer of a write that ran at GetFlightInfo."""
     return flight.RecordBatchStream(pa.table({"count": pa.array([ticket.rows], pa.int64())}, schema=COUNT_SCHEMA))
@@ -86,13 +105,14 @@ def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, conte
     (the client cancelled, went away or passed its deadline)."""
     rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
     who = caller(context)
-    first = lake.query(ticket.sql, rows[0] if rows else None, gate=gate, client_gone=context.is_cancelled, who=who)
+    tag = tickets.encode(tickets.QueryTicket(ticket.sql, ticket.params)).decode()
+    first = lake.query(ticket.sql, rows[0] if rows else None, gate=gate, client_gone=context.is_cancelled, who=who, tag=tag)
 
     def batches() -> Iterator[pa.RecordBatch]:
         with first:
             yield from first
         for row in rows[1:]:
-            with lake.query(ticket.sql, row, gate=gate, client_gone=context.is_cancelled, who=who) as result:
+            with lake.query(ticket.sql, row, gate=gate, client_gone=context.is_cancelled, who=who, tag=tag) as result:
                 yield from result
 
     return flight.GeneratorStream(result_schema(lake, ticket.sql, first.schema, who), stream_errors(bounded_batches(batches())))

@@ -126,7 +126,8 @@ class LakeFlightServer(flight.FlightServerBase):
     # -- actions ---------------------------------------------------------------------------
 
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
-        return [(name, doc) for name, (doc, _, _) in actions.ACTIONS.items()] + list(SQL_ACTIONS.items())
+        cancel = (codec.ACTION_CANCEL_FLIGHT_INFO, "Stop the running query of a FlightInfo (CancelFlightInfoRequest).")
+        return [(name, doc) for name, (doc, _, _) in actions.ACTIONS.items()] + list(SQL_ACTIONS.items()) + [cancel]
 
     @flight_errors
     def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> Iterator[bytes]:
@@ -134,6 +135,8 @@ class LakeFlightServer(flight.FlightServerBase):
         who = caller(context)
         if action.type in actions.ACTIONS:
             return iter([actions.run(self.lake, action.type, body, who)])
+        if action.type == codec.ACTION_CANCEL_FLIGHT_INFO:
+            return iter([queries.cancel(self.lake, body, who)])
         if action.type in SQL_ACTIONS:
             who.require(READ, "prepare statements")
             return iter(list(self.sql.action(action.type, body, who)))

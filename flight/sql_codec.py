@@ -82,6 +82,7 @@ TYPE_URL_PREFIX = "type.googleapis.com/"
 # Flight SQL action type names (``Action.type``); the bodies are Any-wrapped messages.
 ACTION_CREATE_PREPARED_STATEMENT = "CreatePreparedStatement"
 ACTION_CLOSE_PREPARED_STATEMENT = "ClosePreparedStatement"
+ACTION_CANCEL_FLIGHT_INFO = "CancelFlightInfo"
 
 
 class DecodeError(ValueError):
@@ -246,6 +247,28 @@ class ActionClosePreparedStatementRequest:
     """Body of the ``ClosePreparedStatement`` action."""
 
     prepared_statement_handle: bytes = _pb(1, _Kind.BYTES, b"")
+
+
+@dataclass(frozen=True)
+class CancelFlightInfoRequest:
+    """The body of Flight's ``CancelFlightInfo`` action (Flight.proto, sent bare): the serialized
+    FlightInfo of the query to cancel."""
+
+    info: bytes = _pb(1, _Kind.BYTES, b"")
+
+
+class CancelStatus(enum.IntEnum):
+    UNSPECIFIED = 0  # unknown, e.g. the query had already finished
+    CANCELLED = 1
+    CANCELLING = 2
+    NOT_CANCELLABLE = 3
+
+
+@dataclass(frozen=True)
+class CancelFlightInfoResult:
+    """The answer to ``CancelFlightInfo`` (sent bare)."""
+
+    status: CancelStatus | int = _pb(1, _Kind.ENUM, CancelStatus.UNSPECIFIED, of=CancelStatus)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from flight import sql_codec as codec
 from lakehouse.catalog import DATASET_PREFIX, validate_name
 from lakehouse.errors import InvalidInput
 from lakehouse.storage import validate_key
@@ -96,6 +97,18 @@ def decode(data: bytes) -> Ticket:
             validate_key(key)
         return ObjectsTicket(dataset, tuple(keys))
     raise InvalidInput('invalid ticket: expected "sql", or "dataset" and a non-empty "objects" list')
+
+
+def decode_any(data: bytes) -> Ticket:
+    """A ticket as a client holds it: a Flight SQL `TicketStatementQuery` around a lakehouse
+    ticket, or the ticket itself."""
+    try:
+        command = codec.decode_command(data)
+    except codec.DecodeError:
+        return decode(data)
+    if isinstance(command, codec.TicketStatementQuery):
+        return decode(command.statement_handle)
+    raise InvalidInput("invalid ticket: not a query ticket")
 
 
 def _ipc(table: pa.Table) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Callable, Iterator, Sequence
 import pyarrow as pa
 
 from lakehouse.admission import Admission
-from lakehouse.auth import Authenticator, Identity
+from lakehouse.auth import ADMIN, Authenticator, Identity
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, validate_name
 from lakehouse.config import Config
@@ -191,11 +191,17 @@ class Lake:
         client_gone: Callable[[], bool] | None = None,
         batch_rows: int = BATCH_ROWS,
         who: Identity | None = None,
+        tag: str | None = None,
     ) -> QueryResult:
         """Run a read-only query; `gate` is the calling edge's cap on concurrent queries,
         `client_gone` tells the watchdog when the client has left (see `QueryEngine.execute`)
-        and `who` limits the datasets the query may read to the caller's."""
-        return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who)
+        `who` limits the datasets the query may read to the caller's, and `tag` names the
+        query for `cancel`."""
+        return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who, tag)
+
+    def cancel(self, tag: str, who: Identity) -> int:
+        """Stop the running queries tagged `tag` that `who` started (an admin: anyone's)."""
+        return self.query_engine.watchdog.cancel(tag, None if who.allows(ADMIN) else who.user)
 
     def admission(self, edge: str, limit: int) -> Admission:
         """A cap of `limit` concurrent queries for one edge."""

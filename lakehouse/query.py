@@ -239,6 +239,7 @@ class QueryEngine:
         gate: Admission | None = None,
         client_gone: Callable[[], bool] | None = None,
         who: Identity | None = None,
+        tag: str | None = None,
     ) -> "QueryResult":
         """Run a read-only query and stream its result as Arrow record batches.
 
@@ -251,7 +252,7 @@ class QueryEngine:
             gate.acquire()
         cursor = self.cursor()
         try:
-            running = self.watchdog.start(sql, cursor, client_gone)
+            running = self.watchdog.start(sql, cursor, client_gone, tag, who.user if who is not None else None)
         except BaseException:
             cursor.close()
             if gate is not None:

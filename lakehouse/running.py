@@ -36,6 +36,8 @@ class RunningQuery:
     deadline: float | None
     client_gone: Callable[[], bool] | None
     timeout_seconds: float
+    tag: str | None = None
+    owner: str | None = None
     started: float = field(default_factory=time.monotonic)
     reason: str | None = None
 
@@ -73,9 +75,11 @@ class Watchdog:
         self._thread = threading.Thread(target=self._watch, name="query-watchdog", daemon=True)
         self._thread.start()
 
-    def start(self, sql: str, cursor: duckdb.DuckDBPyConnection, client_gone: Callable[[], bool] | None = None) -> RunningQuery:
+    def start(
+        self, sql: str, cursor: duckdb.DuckDBPyConnection, client_gone: Callable[[], bool] | None = None, tag: str | None = None, owner: str | None = None
+    ) -> RunningQuery:
         deadline = time.monotonic() + self.timeout_seconds if self.timeout_seconds else None
-        query = RunningQuery(sql, cursor, deadline, client_gone, self.timeout_seconds)
+        query = RunningQuery(sql, cursor, deadline, client_gone, self.timeout_seconds, tag, owner)
         with self._lock:
             if self._closed.is_set():
                 raise Unavailable("the server is shutting down", retry_after=1.0)
@@ -91,6 +95,16 @@ class Watchdog:
     def running(self) -> int:
         with self._lock:
             return len(self._running)
+
+    def cancel(self, tag: str, owner: str | None) -> int:
+        """Stop the running queries started with `tag` (by `owner`, unless None: any owner);
+        how many there were. This is how a client cancels a query it can only name by its
+        ticket (Flight's CancelFlightInfo)."""
+        with self._lock:
+            chosen = [q for q in self._running if q.tag == tag and (owner is None or q.owner == owner)]
+            for query in chosen:
+                query.stop(CLIENT_GONE)
+        return len(chosen)
 
     def stop_all(self, reason: str = SHUTDOWN) -> None:
         """Interrupt every running query and refuse new ones (shutdown)."""

@@ -550,3 +550,31 @@ def test_the_go_client_reads_the_type_catalogue(served: Served) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     types = dict(line.split("\t") for line in done.stdout.splitlines())
     assert types["BIGINT"] == "-5" and types["VARCHAR"] == "12" and types["DECIMAL"] == "3"
+
+
+def test_cancel_flight_info_stops_the_running_query(served: Served) -> None:
+    runaway = "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b"
+    client = served.client()
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(codec.encode_any(codec.CommandStatementQuery(runaway))))
+    failures: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            served.client().do_get(info.endpoints[0].ticket).read_all()
+        except BaseException as exc:  # the cancellation
+            failures.append(exc)
+
+    fetching = threading.Thread(target=fetch)
+    fetching.start()
+    watchdog = served.lake.query_engine.watchdog
+    deadline = time.monotonic() + 10
+    while watchdog.running == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    body = codec.encode_message(codec.CancelFlightInfoRequest(info.serialize()))
+    answer = next(iter(client.do_action(flight.Action(codec.ACTION_CANCEL_FLIGHT_INFO, body)))).body.to_pybytes()
+    cancelled = time.monotonic()
+    assert codec.decode_message(codec.CancelFlightInfoResult, answer).status == codec.CancelStatus.CANCELLED
+    fetching.join(10)
+    assert watchdog.running == 0 and time.monotonic() - cancelled < 1.5
+    assert failures and "cancel" in str(failures[0]).lower()
