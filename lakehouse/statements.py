@@ -460,13 +460,22 @@ def _conform(batch: pa.RecordBatch, target: pa.Schema, statement: Statement, nam
             array = pa.nulls(batch.num_rows, f.type)
         elif array.type != f.type:
             try:
-                array = array.cast(f.type, safe=True)
+                array = _cast(array, f.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
                 raise InvalidInput(f"column {f.name!r} of {name!r} is {f.type}; cannot store {array.type} values: {exc}") from None
         if not f.nullable and array.null_count:
             raise InvalidInput(f"column {f.name!r} of {name!r} does not accept NULL")
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=target)
+
+
+def _cast(array: pa.Array, to: pa.DataType) -> pa.Array:
+    """`array` as type `to`, refusing lossy casts. A union (some clients bind every parameter
+    as a dense union of the types they saw, flightsql-dbapi among them) has no Arrow cast: its
+    values are taken one by one and must each fit `to`."""
+    if pa.types.is_union(array.type):
+        return pa.array(array.to_pylist(), type=to)
+    return array.cast(to, safe=True)
 
 
 def _create_as(lake: "Lake", statement: Statement, rows: list[list[Any]], who: "Identity | None") -> int:

@@ -578,3 +578,27 @@ def test_cancel_flight_info_stops_the_running_query(served: Served) -> None:
     fetching.join(10)
     assert watchdog.running == 0 and time.monotonic() - cancelled < 1.5
     assert failures and "cancel" in str(failures[0]).lower()
+
+
+def test_dense_union_parameters_bind_to_typed_columns(with_workers: Served) -> None:
+    """flightsql-dbapi binds executemany rows as dense unions; the lake stores their values."""
+    handle = next(iter(with_workers.client().do_action(flight.Action(codec.ACTION_CREATE_PREPARED_STATEMENT, codec.encode_any(codec.ActionCreatePreparedStatementRequest("INSERT INTO workers (id, name) VALUES (?, ?)"))))))
+    prepared = codec.decode_message(codec.ActionCreatePreparedStatementResult, codec.decode_any(handle.body.to_pybytes())[1])
+    union = pa.dense_union([pa.field("int64", pa.int64()), pa.field("string", pa.string())])
+
+    def column(values: list[object]) -> pa.Array:
+        codes = [0 if isinstance(v, int) else 1 for v in values]
+        offsets = [sum(1 for c in codes[:i] if c == code) for i, code in enumerate(codes)]
+        ints, strings = [v for v in values if isinstance(v, int)], [v for v in values if isinstance(v, str)]
+        return pa.UnionArray.from_dense(pa.array(codes, pa.int8()), pa.array(offsets, pa.int32()), [pa.array(ints, pa.int64()), pa.array(strings, pa.string())], ["int64", "string"])
+
+    params = pa.table({"0": column([5001, 5002]), "1": column(["u1", "u2"])})
+    assert params.schema.field("0").type == union
+    descriptor = flight.FlightDescriptor.for_command(codec.encode_any(codec.CommandPreparedStatementUpdate(prepared.prepared_statement_handle)))
+    writer, reader = with_workers.client().do_put(descriptor, params.schema)
+    writer.write_table(params)
+    writer.done_writing()
+    assert codec.decode_message(codec.DoPutUpdateResult, reader.read().to_pybytes()).record_count == 2
+    writer.close()
+    got = with_workers.lake.query("SELECT id, name FROM workers WHERE id > 5000 ORDER BY id").read_all().to_pylist()
+    assert got == [{"id": 5001, "name": "u1"}, {"id": 5002, "name": "u2"}]
