@@ -602,3 +602,28 @@ def test_dense_union_parameters_bind_to_typed_columns(with_workers: Served) -> N
     writer.close()
     got = with_workers.lake.query("SELECT id, name FROM workers WHERE id > 5000 ORDER BY id").read_all().to_pylist()
     assert got == [{"id": 5001, "name": "u1"}, {"id": 5002, "name": "u2"}]
+
+
+def test_jdbc_execute_update_creates_inserts_and_drops(served: Served) -> None:
+    from scripts import jdbc
+
+    port = served.uri.rsplit(":", 1)[1]
+    done = jdbc.run(
+        "Update",
+        f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false",
+        "CREATE TABLE made (id BIGINT, name VARCHAR)",
+        "INSERT INTO made VALUES (1, 'a'), (2, 'b')",
+        "CREATE TABLE copied AS SELECT * FROM made",
+        "DROP TABLE made",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[1] == "2"
+    assert served.lake.catalog.find("made") is None and served.lake.manifest("copied").row_count == 2
+
+
+def test_adbc_execute_partitions(with_workers: Served, conn: dbapi.Connection) -> None:
+    with conn.cursor() as cur:
+        partitions, schema = cur.adbc_execute_partitions("SELECT id FROM workers WHERE id < 10")
+        assert schema.names == ["id"] and len(partitions) == 1
+        cur.adbc_read_partition(partitions[0])
+        assert cur.fetch_arrow_table().num_rows == 10
