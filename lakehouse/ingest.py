@@ -222,16 +222,15 @@ def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None,
     validate_name(name)
     if mode not in MODES:
         raise InvalidInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
-    if idempotency_key is not None:
-        if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
-            raise InvalidInput(f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
-        known = catalog.resolve(name)
-        done = known.commit_of(idempotency_key) if known is not None and known.name == name else None
-        if done is not None and known is not None:
-            return _replayed(name, mode, done, known)
     existing = catalog.resolve(name)
     if existing is not None and existing.name != name:
         raise Conflict(f"dataset {name!r} clashes with existing dataset {existing.name!r}: names are case-insensitive in SQL")
+    if idempotency_key is not None:
+        if not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
+            raise InvalidInput(f"an idempotency key is 1 to {MAX_IDEMPOTENCY_KEY} printable characters")
+        done = existing.commit_of(idempotency_key) if existing is not None else None
+        if done is not None and existing is not None:
+            return _replayed(name, mode, done, existing)
     if mode == "create" and existing is not None:
         raise Conflict(f"dataset {name!r} already exists")
     if mode == "append" and existing is None:
