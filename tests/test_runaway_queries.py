@@ -161,3 +161,20 @@ def test_a_huge_http_result_streams_in_bounded_memory(server: ServerProcess) -> 
                 peak = max(peak, server.rss_mb())
         assert received > 2_000_000_000
         assert peak < 1024, f"server RSS reached {peak:.0f} MB streaming {accept}"
+
+
+def test_sigterm_with_an_upload_left_open_exits_0_within_5_seconds(server: ServerProcess) -> None:
+    import pyarrow as pa
+    import pyarrow.flight as flight
+
+    client = flight.connect(server.flight)
+    table = pa.table({"a": [1, 2, 3]})
+    writer, _ = client.do_put(flight.FlightDescriptor.for_path("stalled"), table.schema)
+    writer.write_table(table)  # and never finished
+    time.sleep(0.3)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert server.proc.wait(10) == 0
+    assert time.monotonic() - started < 5
+    _swallow(writer.close)
