@@ -18,6 +18,7 @@ without a restart.
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import secrets as random
 import tempfile
@@ -118,7 +119,7 @@ class UserStore:
             raise InvalidInput(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
         if len(password) < 8:
             raise InvalidInput("a password has at least 8 characters")
-        data = dict(self._read())
+        data = copy.deepcopy(self._read())
         data.setdefault("auth", {}).setdefault("signing_key", base64.b64encode(random.token_bytes(32)).decode())
         entry: dict[str, Any] = {"role": role, "password_hash": hash_password(password)}
         if datasets:
@@ -128,7 +129,7 @@ class UserStore:
         return _user(name, entry)
 
     def remove(self, name: str) -> None:
-        data = dict(self._read())
+        data = copy.deepcopy(self._read())
         if name not in data.get("users", {}):
             raise NotFound(f"user {name!r} not found")
         del data["users"][name]
