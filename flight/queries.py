@@ -76,12 +76,12 @@ def result_schema(lake: Lake, sql: str, schema: pa.Schema, who: Identity) -> pa.
     return columns.annotate(schema, lake.manifest(table).schema if table is not None else None, table)
 
 
-def cancel(lake: Lake, body: bytes, who: Identity) -> bytes:
-    """Flight's CancelFlightInfo: stop the running queries of the FlightInfo's tickets that
-    the caller started (tickets carry their query, so the ticket is the query's name)."""
-    request = codec.decode_message(codec.CancelFlightInfoRequest, body)
+def cancel(lake: Lake, serialized_info: bytes, who: Identity) -> codec.CancelStatus:
+    """Stop the running queries of a FlightInfo's tickets that the caller started (tickets
+    carry their query, so the ticket is the query's name): Flight's CancelFlightInfo and
+    Flight SQL's older CancelQuery action."""
     try:
-        info = flight.FlightInfo.deserialize(request.info)
+        info = flight.FlightInfo.deserialize(serialized_info)
     except (pa.ArrowException, ValueError):
         raise InvalidInput("CancelFlightInfo: the body does not hold a FlightInfo") from None
     stopped = 0
@@ -89,8 +89,7 @@ def cancel(lake: Lake, body: bytes, who: Identity) -> bytes:
         ticket = tickets.decode_any(endpoint.ticket.ticket)
         if isinstance(ticket, tickets.QueryTicket):
             stopped += lake.cancel(tickets.encode(ticket).decode(), who)
-    status = codec.CancelStatus.CANCELLED if stopped else codec.CancelStatus.UNSPECIFIED
-    return codec.encode_message(codec.CancelFlightInfoResult(status))
+    return codec.CancelStatus.CANCELLED if stopped else codec.CancelStatus.UNSPECIFIED
 
 
 def count_stream(ticket: tickets.CountTicket) -> flight.FlightDataStream:

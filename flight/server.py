@@ -136,7 +136,8 @@ class LakeFlightServer(flight.FlightServerBase):
         if action.type in actions.ACTIONS:
             return iter([actions.run(self.lake, action.type, body, who)])
         if action.type == codec.ACTION_CANCEL_FLIGHT_INFO:
-            return iter([queries.cancel(self.lake, body, who)])
+            status = queries.cancel(self.lake, codec.decode_message(codec.CancelFlightInfoRequest, body).info, who)
+            return iter([codec.encode_message(codec.CancelFlightInfoResult(status))])
         if action.type in SQL_ACTIONS:
             who.require(READ, "prepare statements")
             return iter(list(self.sql.action(action.type, body, who)))

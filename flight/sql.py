@@ -51,6 +51,7 @@ _METADATA = (
 ACTIONS = {
     codec.ACTION_CREATE_PREPARED_STATEMENT: "Flight SQL: prepare a statement.",
     codec.ACTION_CLOSE_PREPARED_STATEMENT: "Flight SQL: close a prepared statement.",
+    codec.ACTION_CANCEL_QUERY: "Flight SQL (older clients): stop the running query of a FlightInfo.",
 }
 
 
@@ -173,6 +174,8 @@ class FlightSql:
             yield codec.encode_any(self._prepare(cmd.query, who))
         elif action_type == codec.ACTION_CLOSE_PREPARED_STATEMENT and isinstance(cmd, codec.ActionClosePreparedStatementRequest):
             self.prepared.close(cmd.prepared_statement_handle)
+        elif action_type == codec.ACTION_CANCEL_QUERY and isinstance(cmd, codec.ActionCancelQueryRequest):
+            yield codec.encode_any(codec.ActionCancelQueryResult(queries.cancel(self.lake, cmd.info, who)))
         else:
             raise InvalidInput(f"action {action_type!r} does not take a {type(cmd).__name__}")
 

@@ -83,6 +83,7 @@ TYPE_URL_PREFIX = "type.googleapis.com/"
 ACTION_CREATE_PREPARED_STATEMENT = "CreatePreparedStatement"
 ACTION_CLOSE_PREPARED_STATEMENT = "ClosePreparedStatement"
 ACTION_CANCEL_FLIGHT_INFO = "CancelFlightInfo"
+ACTION_CANCEL_QUERY = "CancelQuery"
 
 
 class DecodeError(ValueError):
@@ -250,9 +251,8 @@ class ActionClosePreparedStatementRequest:
 
 
 @dataclass(frozen=True)
-class CancelFlightInfoRequest:
-    """The body of Flight's ``CancelFlightInfo`` action (Flight.proto, sent bare): the serialized
-    FlightInfo of the query to cancel."""
+class ActionCancelQueryRequest:
+    """Body of Flight SQL's older ``CancelQuery`` action: the serialized FlightInfo to cancel."""
 
     info: bytes = _pb(1, _Kind.BYTES, b"")
 
@@ -262,6 +262,21 @@ class CancelStatus(enum.IntEnum):
     CANCELLED = 1
     CANCELLING = 2
     NOT_CANCELLABLE = 3
+
+
+@dataclass(frozen=True)
+class ActionCancelQueryResult:
+    """Answer to ``CancelQuery``; its CancelResult values equal :class:`CancelStatus`'s."""
+
+    result: CancelStatus | int = _pb(1, _Kind.ENUM, CancelStatus.UNSPECIFIED, of=CancelStatus)
+
+
+@dataclass(frozen=True)
+class CancelFlightInfoRequest:
+    """The body of Flight's ``CancelFlightInfo`` action (Flight.proto, sent bare): the serialized
+    FlightInfo of the query to cancel."""
+
+    info: bytes = _pb(1, _Kind.BYTES, b"")
 
 
 @dataclass(frozen=True)
@@ -390,7 +405,8 @@ Message = Union[
     CommandStatementQuery, CommandStatementUpdate, CommandStatementIngest,
     CommandPreparedStatementQuery, CommandPreparedStatementUpdate, TicketStatementQuery,
     ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
-    ActionClosePreparedStatementRequest, DoPutUpdateResult, DoPutPreparedStatementResult,
+    ActionClosePreparedStatementRequest, ActionCancelQueryRequest, ActionCancelQueryResult,
+    DoPutUpdateResult, DoPutPreparedStatementResult,
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetTables, CommandGetTableTypes,
     CommandGetSqlInfo, CommandGetPrimaryKeys, CommandGetExportedKeys, CommandGetImportedKeys,
     CommandGetCrossReference, CommandGetXdbcTypeInfo,
@@ -410,7 +426,6 @@ _UNSUPPORTED = frozenset({
     "ActionEndTransactionRequest",
     "ActionBeginSavepointRequest",
     "ActionEndSavepointRequest",
-    "ActionCancelQueryRequest",
 })
 
 

@@ -552,7 +552,8 @@ def test_the_go_client_reads_the_type_catalogue(served: Served) -> None:
     assert types["BIGINT"] == "-5" and types["VARCHAR"] == "12" and types["DECIMAL"] == "3"
 
 
-def test_cancel_flight_info_stops_the_running_query(served: Served) -> None:
+@pytest.mark.parametrize("action", [codec.ACTION_CANCEL_FLIGHT_INFO, codec.ACTION_CANCEL_QUERY])
+def test_cancel_flight_info_stops_the_running_query(served: Served, action: str) -> None:
     runaway = "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b"
     client = served.client()
     info = client.get_flight_info(flight.FlightDescriptor.for_command(codec.encode_any(codec.CommandStatementQuery(runaway))))
@@ -571,10 +572,16 @@ def test_cancel_flight_info_stops_the_running_query(served: Served) -> None:
     while watchdog.running == 0:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    body = codec.encode_message(codec.CancelFlightInfoRequest(info.serialize()))
-    answer = next(iter(client.do_action(flight.Action(codec.ACTION_CANCEL_FLIGHT_INFO, body)))).body.to_pybytes()
+    if action == codec.ACTION_CANCEL_FLIGHT_INFO:
+        body = codec.encode_message(codec.CancelFlightInfoRequest(info.serialize()))
+        answer = next(iter(client.do_action(flight.Action(action, body)))).body.to_pybytes()
+        status = codec.decode_message(codec.CancelFlightInfoResult, answer).status
+    else:
+        body = codec.encode_any(codec.ActionCancelQueryRequest(info.serialize()))
+        answer = next(iter(client.do_action(flight.Action(action, body)))).body.to_pybytes()
+        status = codec.decode_message(codec.ActionCancelQueryResult, codec.decode_any(answer)[1]).result
     cancelled = time.monotonic()
-    assert codec.decode_message(codec.CancelFlightInfoResult, answer).status == codec.CancelStatus.CANCELLED
+    assert status == codec.CancelStatus.CANCELLED
     fetching.join(10)
     assert watchdog.running == 0 and time.monotonic() - cancelled < 1.5
     assert failures and "cancel" in str(failures[0]).lower()

@@ -23,6 +23,8 @@ import pytest
 
 from flight import sql_codec as sc
 from flight.sql_codec import (
+    ActionCancelQueryRequest,
+    ActionCancelQueryResult,
     ActionClosePreparedStatementRequest,
     ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult,
@@ -341,7 +343,6 @@ def test_decode_error_is_a_value_error() -> None:
         "ActionEndTransactionRequest",
         "ActionBeginSavepointRequest",
         "ActionEndSavepointRequest",
-        "ActionCancelQueryRequest",
         "CommandStatementSubstraitPlan",
         "ActionCreatePreparedSubstraitPlanRequest",
     ],
@@ -380,6 +381,8 @@ POPULATED = [
     ActionCreatePreparedStatementRequest("SELECT ?", b"tx"),
     ActionCreatePreparedStatementResult(b"h", ipc_schema_bytes(pa.schema([("a", pa.int64())])), ipc_schema_bytes(pa.schema([("0", pa.utf8())]))),
     ActionClosePreparedStatementRequest(b"h"),
+    ActionCancelQueryRequest(b"serialized flight info"),
+    ActionCancelQueryResult(sc.CancelStatus.CANCELLED),
     DoPutUpdateResult(-1),
     DoPutUpdateResult((1 << 63) - 1),
     DoPutPreparedStatementResult(b"new handle"),
@@ -451,6 +454,8 @@ def test_field_numbers_follow_the_spec() -> None:
         "ActionCreatePreparedStatementRequest": {"query": 1, "transaction_id": 2},
         "ActionCreatePreparedStatementResult": {"prepared_statement_handle": 1, "dataset_schema": 2, "parameter_schema": 3},
         "ActionClosePreparedStatementRequest": {"prepared_statement_handle": 1},
+        "ActionCancelQueryRequest": {"info": 1},
+        "ActionCancelQueryResult": {"result": 1},
         "DoPutUpdateResult": {"record_count": 1},
         "DoPutPreparedStatementResult": {"prepared_statement_handle": 1},
         "CommandGetCatalogs": {},
