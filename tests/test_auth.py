@@ -333,6 +333,7 @@ class tls_server:
 # -- the JDBC driver (DBeaver-type tools) ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_jdbc_driver_connects_with_a_password_and_with_a_token(secured: ServerProcess) -> None:
     from scripts import jdbc
 

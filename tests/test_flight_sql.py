@@ -467,6 +467,7 @@ def test_prepared_statements_describe_their_parameters(served: Served, conn: dba
         assert cur.adbc_prepare("SELECT ? AS anything").types == [pa.string()]
 
 
+@pytest.mark.slow
 def test_jdbc_prepared_statements_select_insert_and_batch(served: Served, conn: dbapi.Connection) -> None:
     from scripts import jdbc
 
@@ -479,6 +480,7 @@ def test_jdbc_prepared_statements_select_insert_and_batch(served: Served, conn: 
     assert rows(conn, "SELECT id, name FROM grid ORDER BY id") == [(1, "one"), (2, "two"), (10, "ten"), (11, "batch11"), (12, "batch12"), (13, "batch13")]
 
 
+@pytest.mark.slow
 def test_jdbc_browses_like_a_database_tool(with_workers: Served) -> None:
     """Every no-argument DatabaseMetaData method answers (tools call them all on connect)."""
     from scripts import jdbc
@@ -518,6 +520,7 @@ def test_get_sql_info_answers_every_id_of_the_spec(served: Served) -> None:
     assert set(table.column("info_name").to_pylist()) == {int(i) for i in SqlInfo}
 
 
+@pytest.mark.slow
 def test_jdbc_result_metadata_and_every_stored_type(served: Served) -> None:
     from scripts import jdbc
 
@@ -543,6 +546,7 @@ def test_jdbc_result_metadata_and_every_stored_type(served: Served) -> None:
     assert computed.stdout.splitlines()[0].split("\t")[1:] == ["n", "BIGINT", "19", "0", "null"]  # computed: no source table
 
 
+@pytest.mark.slow
 def test_the_go_client_reads_the_type_catalogue(served: Served) -> None:
     from scripts import go_client
 
@@ -611,6 +615,7 @@ def test_dense_union_parameters_bind_to_typed_columns(with_workers: Served) -> N
     assert got == [{"id": 5001, "name": "u1"}, {"id": 5002, "name": "u2"}]
 
 
+@pytest.mark.slow
 def test_jdbc_execute_update_creates_inserts_and_drops(served: Served) -> None:
     from scripts import jdbc
 

@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import pyarrow as pa
 import pyarrow.flight as flight
 
 from scripts import minio as minio_script
 from tests.processes import server_process
 from tests.test_http import workers_csv
+
+pytestmark = pytest.mark.slow
 
 KILLS = 20
 APPEND_ROWS = 500

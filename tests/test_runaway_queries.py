@@ -16,6 +16,8 @@ import pytest
 
 from tests.processes import ServerProcess, server_process
 
+pytestmark = pytest.mark.slow
+
 RUNAWAY = "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b"
 
 

@@ -17,6 +17,8 @@ from scripts import minio as minio_script
 from tests.processes import ServerProcess, server_process
 from tests.test_http import workers_csv
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def own_minio(tmp_path: Path) -> Iterator[minio_script.MinioServer]:
