@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 import pyarrow as pa
 import pyarrow.flight as flight
+import pytest
 
 from scripts import minio as minio_script
 from tests.processes import server_process
