@@ -400,12 +400,6 @@ class QueryResult:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         return self._batches
 
-    def __next__(self) -> pa.RecordBatch:
-        return next(self._batches)
-
-    def read_next_batch(self) -> pa.RecordBatch:
-        return next(self._batches)
-
     def read_all(self) -> pa.Table:
         try:
             return pa.Table.from_batches(list(self._batches), self.schema)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import duckdb
@@ -38,7 +38,6 @@ class RunningQuery:
     timeout_seconds: float
     tag: str | None = None
     owner: str | None = None
-    started: float = field(default_factory=time.monotonic)
     reason: str | None = None
 
     def stop(self, reason: str) -> None:
