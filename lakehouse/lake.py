@@ -102,7 +102,7 @@ class Lake:
         self.query_engine = QueryEngine(self.catalog, self.cache, config.query)
         self._probe = _StorageProbe(store)
         self.auth = Authenticator(config.auth, UserStore(config.secrets.path))
-        if store.local_path(PROBE_KEY) is None:
+        if store.local_path(PROBE_KEY) is None:  # objects are copied into the cache (S3), not read in place
             swept = self.cache.sweep({o.key for m in self.catalog.list() for o in m.objects})
             if swept:
                 log.info("removed %d cached objects no dataset references", swept)
