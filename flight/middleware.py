@@ -68,7 +68,7 @@ class CallFactory(flight.ServerMiddlewareFactory):
         except Unauthenticated as exc:
             audit.info("user=? flight=%s outcome=unauthenticated", method)
             raise flight.FlightUnauthenticatedError(exc.message) from None
-        return _Call(self._lake, method, login.identity, login.token, _first(headers, IDEMPOTENCY_HEADER))
+        return _Call(self._lake, method, login.identity, self._lake.auth.token_for(login), _first(headers, IDEMPOTENCY_HEADER))
 
 
 class HandshakeAccepted(flight.ServerAuthHandler):

@@ -10,7 +10,7 @@ its errors, come back at once) and runs at DoGet, streaming DuckDB's batches as 
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -22,8 +22,8 @@ from flight.errors import stream_errors
 from flight.middleware import caller
 from lakehouse import statements
 from lakehouse.admission import Admission
-from lakehouse.errors import InvalidInput
 from lakehouse.auth import READ, WRITE, Identity
+from lakehouse.errors import InvalidInput
 from lakehouse.lake import Lake
 from lakehouse.statements import Statement
 
@@ -104,14 +104,5 @@ def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, conte
     (the client cancelled, went away or passed its deadline)."""
     rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
     who = caller(context)
-    tag = tickets.encode(tickets.QueryTicket(ticket.sql, ticket.params)).decode()
-    first = lake.query(ticket.sql, rows[0] if rows else None, gate=gate, client_gone=context.is_cancelled, who=who, tag=tag)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        with first:
-            yield from first
-        for row in rows[1:]:
-            with lake.query(ticket.sql, row, gate=gate, client_gone=context.is_cancelled, who=who, tag=tag) as result:
-                yield from result
-
-    return flight.GeneratorStream(result_schema(lake, ticket.sql, first.schema, who), stream_errors(bounded_batches(batches())))
+    result = lake.query_each(ticket.sql, rows, gate, context.is_cancelled, who, tag=tickets.encode(ticket).decode())
+    return flight.GeneratorStream(result_schema(lake, ticket.sql, result.schema, who), stream_errors(bounded_batches(result)))

@@ -185,15 +185,15 @@ class FlightSql:
         to accept any value)."""
         statement = statements.parse_one(sql)
         dataset_schema = b""
-        if statement.is_query and statement.parameter_count == 0:
-            result: pa.Schema | None = self.lake.query_schema(statement.sql, who=who)
+        result: pa.Schema | None
+        if statement.is_query and statement.parameter_count:
+            result, parameters = self.lake.describe(statement.sql, who)
         elif statement.is_query:
-            result, _ = self.lake.describe(statement.sql, who)
+            result, parameters = self.lake.query_schema(statement.sql, who=who), pa.schema([])
         else:
-            result = None
+            result, parameters = None, statements.parameter_schema(self.lake, statement, who)
         if result is not None:
             dataset_schema = schemas.ipc_schema_bytes(queries.result_schema(self.lake, statement.sql, result, who))
-        parameters = statements.parameter_schema(self.lake, statement, who)
         parameter_schema = schemas.ipc_schema_bytes(parameters) if len(parameters) else b""
         handle = self.prepared.create(statement)
         return codec.ActionCreatePreparedStatementResult(handle, dataset_schema, parameter_schema)

@@ -41,7 +41,7 @@ class _Authentication(AbstractAuthenticationMiddleware):
             login = await anyio.to_thread.run_sync(self.authenticator.identify, header)
         else:
             login = self.authenticator.identify(header)
-        return AuthenticationResult(user=login.identity, auth=login.token)
+        return AuthenticationResult(user=login.identity, auth=None)
 
 
 def authentication(authenticator: Authenticator) -> DefineMiddleware:

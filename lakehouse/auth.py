@@ -88,19 +88,40 @@ def _loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class Login:
-    """The outcome of reading one `Authorization` header: who, and a token to send back (Basic)."""
+    """The outcome of reading one `Authorization` header: who, and whether it was a password
+    login (which a Flight handshake answers with a token, see `Authenticator.token_for`)."""
 
     identity: Identity
-    token: str | None = None
+    basic: bool = False
+
+
+class _Remembered:
+    """Credentials already verified, each until a moment: checking them again costs far more
+    than a look-up (Argon2 by design, a JWT about 0.14 ms). Bounded: emptied when full."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._entries: dict[str, tuple[float, Identity]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, now: float) -> Identity | None:
+        with self._lock:
+            hit = self._entries.get(key)
+        return hit[1] if hit is not None and hit[0] > now else None
+
+    def put(self, key: str, until: float, identity: Identity) -> None:
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = (until, identity)
 
 
 class Authenticator:
     def __init__(self, config: AuthConfig, users: UserStore) -> None:
         self.config = config
         self.users = users
-        self._verified: dict[str, tuple[float, Identity]] = {}
-        self._tokens: dict[str, tuple[float, Identity]] = {}
-        self._lock = threading.Lock()
+        self._passwords = _Remembered()
+        self._tokens = _Remembered()
 
     @property
     def enabled(self) -> bool:
@@ -111,23 +132,26 @@ class Authenticator:
         scheme, _, credentials = (authorization or "").strip().partition(" ")
         scheme = scheme.lower()
         if not self.enabled:
-            return Login(ANONYMOUS, OPEN_TOKEN if scheme == "basic" else None)
+            return Login(ANONYMOUS, scheme == "basic")
         if scheme == "basic":
-            identity = self._basic(credentials.strip())
-            return Login(identity, self.issue(identity.user))
+            return Login(self._basic(credentials.strip()), True)
         if scheme == "bearer":
             return Login(self._bearer(credentials.strip()))
         raise Unauthenticated("authentication required: send Authorization: Basic <user:password> or Bearer <token>")
 
+    def token_for(self, login: Login) -> str | None:
+        """The bearer token a password login is answered with (a Flight handshake), else None."""
+        if not login.basic:
+            return None
+        return self.issue(login.identity.user) if self.enabled else OPEN_TOKEN
+
     def _basic(self, credentials: str) -> Identity:
-        # Argon2 costs tens of milliseconds by design; a client sending Basic on every call
-        # (HTTP) pays it once a minute, not per request.
+        # A client sending Basic on every call (HTTP) pays Argon2 once a minute, not per request.
         digest = hashlib.sha256(credentials.encode()).hexdigest()
         now = time.monotonic()
-        with self._lock:
-            hit = self._verified.get(digest)
-            if hit is not None and hit[0] > now:
-                return hit[1]
+        known = self._passwords.get(digest, now)
+        if known is not None:
+            return known
         try:
             # Go's Flight client (under the ADBC driver) leaves out base64's padding.
             padded = credentials + "=" * (-len(credentials) % 4)
@@ -138,20 +162,15 @@ class Authenticator:
         if user is None or not password_matches(user, password):
             raise Unauthenticated("wrong user name or password")
         identity = Identity(user.name, user.role, user.datasets)
-        with self._lock:
-            if len(self._verified) > 10_000:
-                self._verified.clear()
-            self._verified[digest] = (now + _BASIC_CACHE_SECONDS, identity)
+        self._passwords.put(digest, now + _BASIC_CACHE_SECONDS, identity)
         return identity
 
     def _bearer(self, token: str) -> Identity:
-        # Verifying a JWT costs about 0.14 ms and a Flight SQL query makes four calls with the
-        # same token, so a verified token is remembered until it expires.
-        now = time.time()
-        with self._lock:
-            hit = self._tokens.get(token)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        # A Flight SQL query makes four calls with the same token: it is verified once and
+        # remembered until it expires.
+        known = self._tokens.get(token, time.time())
+        if known is not None:
+            return known
         try:
             claims = jwt.decode(token, self._key(), algorithms=["HS256"], issuer=ISSUER, options={"require": ["exp", "sub", "role"]})
         except jwt.ExpiredSignatureError:
@@ -161,10 +180,7 @@ class Authenticator:
         if claims["role"] not in ROLES:
             raise Unauthenticated("invalid token")
         identity = Identity(str(claims["sub"]), str(claims["role"]), tuple(claims.get("datasets") or ()))
-        with self._lock:
-            if len(self._tokens) > 10_000:
-                self._tokens.clear()
-            self._tokens[token] = (float(claims["exp"]), identity)
+        self._tokens.put(token, float(claims["exp"]), identity)
         return identity
 
     def issue(self, user: str, ttl_seconds: float | None = None) -> str:

@@ -388,7 +388,7 @@ class Catalog:
         written before the lease was released, so the third step sees it.
         """
         objects = list(self.store.list(DATASET_PREFIX))
-        live = self.leases.live()
+        live, expired = self.leases.survey()
         self.reload()
         with self._lock:
             referenced = {o.key for m in self._latest.values() for o in m.objects}
@@ -399,7 +399,8 @@ class Catalog:
                 continue
             self.store.delete(info.key)
             removed.append(info.key)
-        self.leases.collect_expired()
+        for key in expired:
+            self.store.delete(key)
         return removed
 
 

@@ -199,6 +199,28 @@ class Lake:
         query for `cancel`."""
         return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who, tag)
 
+    def query_each(
+        self,
+        sql: str,
+        rows: Sequence[Sequence[Any]],
+        gate: Admission | None = None,
+        client_gone: Callable[[], bool] | None = None,
+        who: Identity | None = None,
+        tag: str | None = None,
+    ) -> QueryResult:
+        """A query run once per row of `?` values (once without rows), as one result: the first
+        run's schema, then every run's batches; each run is a `query` of its own."""
+        first = self.query(sql, rows[0] if rows else None, gate, client_gone, who=who, tag=tag)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            with first:
+                yield from first
+            for row in rows[1:]:
+                with self.query(sql, row, gate, client_gone, who=who, tag=tag) as result:
+                    yield from result
+
+        return QueryResult(first.schema, batches())
+
     def cancel(self, tag: str, who: Identity) -> int:
         """Stop the running queries tagged `tag` that `who` started (an admin: anyone's)."""
         return self.query_engine.watchdog.cancel(tag, None if who.allows(ADMIN) else who.user)

@@ -69,18 +69,15 @@ class Leases:
         except LakehouseError as exc:  # it expires on its own
             log.warning("could not delete lease %s: %s", lease, exc.message)
 
-    def live(self) -> set[str]:
-        """Ids of the leases renewed within `lease_seconds`, by any server on the bucket."""
-        cutoff = datetime.now(timezone.utc) - timedelta(seconds=self.lease_seconds)
-        return {info.key[len(LEASE_PREFIX) : -5] for info in self.store.list(LEASE_PREFIX) if info.key.endswith(".json") and info.last_modified > cutoff}
-
-    def collect_expired(self) -> list[str]:
-        """Delete the leases of writers gone for ten lease periods (their objects are gc's by then)."""
-        cutoff = datetime.now(timezone.utc) - timedelta(seconds=10 * self.lease_seconds)
-        expired = [info.key for info in self.store.list(LEASE_PREFIX) if info.last_modified <= cutoff]
-        for key in expired:
-            self.store.delete(key)
-        return expired
+    def survey(self) -> tuple[set[str], list[str]]:
+        """One listing of the bucket's leases: the ids renewed within `lease_seconds` (by any
+        server), and the keys of those whose writers are gone for ten lease periods (their
+        objects are gc's by then, so `gc` deletes these too)."""
+        now = datetime.now(timezone.utc)
+        live_after, dead_before = now - timedelta(seconds=self.lease_seconds), now - timedelta(seconds=10 * self.lease_seconds)
+        leases = [info for info in self.store.list(LEASE_PREFIX) if info.key.endswith(".json")]
+        live = {info.key[len(LEASE_PREFIX) : -5] for info in leases if info.last_modified > live_after}
+        return live, [info.key for info in leases if info.last_modified <= dead_before]
 
     def _write(self, lease: str, dataset: str) -> None:
         body = json.dumps({"dataset": dataset, "host": socket.gethostname(), "pid": os.getpid(), "renewed_at": datetime.now(timezone.utc).isoformat()})

@@ -185,7 +185,7 @@ class QueryEngine:
         """Accept exactly one read statement, as DuckDB's parser sees it, that reads only the
         datasets' views (`sandbox.py`), and of those only the ones `who` may use; the datasets
         it reads. Verdicts are kept until a view changes."""
-        key = (sql, self._generation, who.datasets if who is not None else ())
+        key = self._verdict_key(sql, who)
         known = self._verdicts.get(key)
         if known is not None:
             return known
@@ -218,6 +218,9 @@ class QueryEngine:
             self._verdicts.clear()
         self._verdicts[key] = read
         return read
+
+    def _verdict_key(self, sql: str, who: Identity | None) -> tuple[str, int, tuple[str, ...]]:
+        return (sql, self._generation, who.datasets if who is not None else ())
 
     def relation(
         self, sql: str, params: Sequence[Any] | None = None, cursor: duckdb.DuckDBPyConnection | None = None, who: Identity | None = None
@@ -329,7 +332,7 @@ class QueryEngine:
 
     def sources(self, sql: str, who: Identity | None = None) -> frozenset[str]:
         """The datasets a read query reads (a dictionary look-up once the query was checked)."""
-        known = self._verdicts.get((sql, self._generation, who.datasets if who is not None else ()))
+        known = self._verdicts.get(self._verdict_key(sql, who))
         if known is not None:
             return known
         self.sync_views()
@@ -379,6 +382,7 @@ class QueryEngine:
         self.watchdog.stop_all()
         if not self.watchdog.wait_idle(grace_seconds):
             log.warning("%d queries still running at shutdown; closing anyway", self.watchdog.running)
+        self.watchdog.close()
         try:
             self._db.close()
         except duckdb.Error as exc:

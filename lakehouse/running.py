@@ -70,7 +70,8 @@ class Watchdog:
         self.timeout_seconds = timeout_seconds
         self._running: set[RunningQuery] = set()
         self._lock = threading.Lock()
-        self._closed = threading.Event()
+        self._refusing = False
+        self._ended = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="query-watchdog", daemon=True)
         self._thread.start()
 
@@ -80,7 +81,7 @@ class Watchdog:
         deadline = time.monotonic() + self.timeout_seconds if self.timeout_seconds else None
         query = RunningQuery(sql, cursor, deadline, client_gone, self.timeout_seconds, tag, owner)
         with self._lock:
-            if self._closed.is_set():
+            if self._refusing:
                 raise Unavailable("the server is shutting down", retry_after=1.0)
             self._running.add(query)
         return query
@@ -106,9 +107,10 @@ class Watchdog:
         return len(chosen)
 
     def stop_all(self, reason: str = SHUTDOWN) -> None:
-        """Interrupt every running query and refuse new ones (shutdown)."""
+        """Interrupt every running query and refuse new ones (shutdown). The watchdog goes on
+        re-interrupting them until they have ended or `close` is called."""
         with self._lock:
-            self._closed.set()
+            self._refusing = True
             for query in self._running:
                 query.stop(reason)
 
@@ -119,8 +121,12 @@ class Watchdog:
             time.sleep(0.02)
         return not self.running
 
+    def close(self) -> None:
+        """End the watchdog's thread (after the queries were stopped)."""
+        self._ended.set()
+
     def _watch(self) -> None:
-        while not self._closed.wait(POLL_SECONDS):
+        while not self._ended.wait(POLL_SECONDS):
             now = time.monotonic()
             with self._lock:
                 for query in self._running:

@@ -384,26 +384,12 @@ def _resolve(lake: "Lake", statement: Statement) -> str:
     return existing.name if existing is not None else name
 
 
-def _query_batches(lake: "Lake", sql: str, rows: list[list[Any]], who: "Identity | None") -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """The query's schema and its batches, run once per parameter row (or once)."""
-    first = lake.query(sql, rows[0] if rows else None, who=who)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        yield from first
-        for row in rows[1:]:
-            yield from lake.query(sql, row, who=who)
-
-    return first.schema, batches()
-
-
 def parameter_schema(lake: "Lake", statement: Statement, who: "Identity | None" = None) -> pa.Schema:
-    """The types of a statement's `?` placeholders, in order, as a prepared statement reports
-    them: a query's as DuckDB infers them; an `INSERT ... VALUES (?, ...)` takes the types of
-    the columns the values go to; any other write's from its source query."""
+    """The types of a write's `?` placeholders, in order, as a prepared statement reports them
+    (a query's come from `Lake.describe`): an `INSERT ... VALUES (?, ...)` takes the types of
+    the columns the values go to; any other write's come from its source query."""
     if statement.parameter_count == 0:
         return pa.schema([])
-    if statement.kind is Kind.QUERY:
-        return lake.describe(statement.sql, who)[1]
     if statement.kind is Kind.INSERT and statement.source is not None and _PLAIN_VALUES.match(statement.source):
         target = lake.manifest(_resolve(lake, statement)).schema
         columns = list(statement.columns) if statement.columns is not None else target.names
@@ -431,7 +417,7 @@ def _insert(lake: "Lake", statement: Statement, rows: list[list[Any]], params: p
         # executemany of `VALUES (?, ?)`: the bound rows are the new rows, no query needed.
         batches: Iterator[pa.RecordBatch] = iter(params.to_batches())
     else:
-        _, batches = _query_batches(lake, source, rows, who)
+        batches = iter(lake.query_each(source, rows, who=who))
     conformed = (_conform(b, target, statement, name) for b in batches)
     return lake.ingest_arrow(name, conformed, schema=target, mode="append").rows
 
@@ -483,8 +469,8 @@ def _create_as(lake: "Lake", statement: Statement, rows: list[list[Any]], who: "
     assert statement.source is not None
     if statement.if_not_exists and lake.catalog.find(name) is not None:
         return 0
-    schema, batches = _query_batches(lake, statement.source, rows, who)
-    return lake.ingest_arrow(name, batches, schema=schema, mode="replace" if statement.or_replace else "create").rows
+    result = lake.query_each(statement.source, rows, who=who)
+    return lake.ingest_arrow(name, result, mode="replace" if statement.or_replace else "create").rows
 
 
 def _create_empty(lake: "Lake", statement: Statement) -> int:

@@ -44,8 +44,19 @@ def run(program: str, *args: str, timeout: float = 120) -> subprocess.CompletedP
 
 
 def run_query(url: str, sql: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run `sql` through the driver at `url`; rows come back on stdout, tab-separated."""
+    """Run `sql` through the driver at `url`; stdout has a `column` line per column and a
+    `row` line per row, tab-separated (see `rows` and `columns`)."""
     return run("Query", url, sql, timeout=timeout)
+
+
+def rows(done: subprocess.CompletedProcess[str]) -> list[list[str]]:
+    """The row values `run_query` printed, as strings."""
+    return [line.split("\t")[1:] for line in done.stdout.splitlines() if line.startswith("row\t")]
+
+
+def columns(done: subprocess.CompletedProcess[str]) -> dict[str, list[str]]:
+    """Column name -> [type name, precision, scale, table] as `run_query` printed them."""
+    return {parts[1]: parts[2:] for parts in (line.split("\t") for line in done.stdout.splitlines() if line.startswith("column\t"))}
 
 
 if __name__ == "__main__":

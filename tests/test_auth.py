@@ -140,6 +140,28 @@ def test_a_reader_cannot_write_and_nothing_changes(secured: ServerProcess, tmp_p
     assert files(tmp_path / "data") == before
 
 
+def test_a_user_narrowed_to_dataset_patterns_sees_and_touches_only_those(tmp_path: Path) -> None:
+    work = tmp_path / "server"
+    add_users(work)
+    lakehouse(work, "users", "add", "sam", "--role", "writer", "--datasets", "sales_*", stdin="sam-writer-pass\n")
+    with server_process(work, f"file://{tmp_path / 'data'}", auth_enabled="true") as server:
+        with flight_sql.connect(server.flight, db_kwargs={"username": "wes", "password": PASSWORDS["wes"]}) as conn, conn.cursor() as cur:
+            cur.adbc_ingest("sales_2024", pa.table({"id": [1, 2]}), mode="create")
+            cur.adbc_ingest("secret", pa.table({"id": [3]}), mode="create")
+        with flight_sql.connect(server.flight, db_kwargs={"username": "sam", "password": "sam-writer-pass"}) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM sales_2024")
+                assert cur.fetchone() == (2,)
+            with conn.cursor() as cur, pytest.raises(flight_sql.Error, match="secret does not exist"):
+                cur.execute("SELECT * FROM secret")
+            with conn.cursor() as cur, pytest.raises(flight_sql.Error, match="may not use dataset"):
+                cur.adbc_ingest("secret", pa.table({"id": [4]}), mode="append")
+        sam = {"Authorization": "Basic " + base64.b64encode(b"sam:sam-writer-pass").decode()}
+        listed = httpx.get(f"{server.http}/catalog/list", headers=sam, timeout=30).json()["datasets"]
+        assert [d["name"] for d in listed] == ["sales_2024"]
+        assert httpx.get(f"{server.http}/catalog/manifest/secret", headers=sam, timeout=30).status_code == 403
+
+
 def test_http_answers_401_403_and_lets_the_right_roles_in(secured: ServerProcess) -> None:
     http = httpx.Client(base_url=secured.http, timeout=30)
     assert http.get("/health").json() == {"status": "ok", "service": "lakehouse-http"}
@@ -342,10 +364,10 @@ def test_the_jdbc_driver_connects_with_a_password_and_with_a_token(secured: Serv
         cur.adbc_ingest("jdbc_people", pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}), mode="create")
     by_password = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false&user=rita&password={PASSWORDS['rita']}", "SELECT name FROM jdbc_people ORDER BY id")
     assert by_password.returncode == 0, by_password.stderr[-2000:]
-    assert by_password.stdout.split() == ["a", "b", "c"]
+    assert jdbc.rows(by_password) == [["a"], ["b"], ["c"]]
     token = lakehouse(secured.log.parent, "token", "create", "--user", "rita").strip()
     by_token = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false&token={token}", "SELECT count(*) FROM jdbc_people")
     assert by_token.returncode == 0, by_token.stderr[-2000:]
-    assert by_token.stdout.split() == ["3"]
+    assert jdbc.rows(by_token) == [["3"]]
     refused = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false&user=rita&password=wrong", "SELECT 1", timeout=60)
     assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr.upper()

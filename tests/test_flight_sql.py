@@ -535,15 +535,15 @@ def test_jdbc_result_metadata_and_every_stored_type(served: Served) -> None:
     )
     put(served.client(), flight.FlightDescriptor.for_path("typed"), every_type)
     port = served.uri.rsplit(":", 1)[1]
-    done = jdbc.run("Columns", f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "SELECT * FROM typed")
+    done = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "SELECT * FROM typed")
     assert done.returncode == 0, done.stderr[-3000:]
-    columns = {parts[1]: parts[2:] for parts in (line.split("\t") for line in done.stdout.splitlines() if line.startswith("column"))}
+    columns = jdbc.columns(done)
     assert columns["price"][1:] == ["10", "2", "typed"]
     assert columns["i64"][1:] == ["19", "0", "typed"] and columns["name"][0] == "VARCHAR"
-    row = next(line.split("\t")[1:] for line in done.stdout.splitlines() if line.startswith("row"))
+    row = jdbc.rows(done)[0]
     assert row[:9] == ["1", "2", "3", "4", "1.5", "2.5", "true", "12.34", "ada"] and row[10] == "2022-01-08"
-    computed = jdbc.run("Columns", f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "SELECT count(*) AS n FROM typed")
-    assert computed.stdout.splitlines()[0].split("\t")[1:] == ["n", "BIGINT", "19", "0", "null"]  # computed: no source table
+    computed = jdbc.run_query(f"jdbc:arrow-flight-sql://127.0.0.1:{port}/?useEncryption=false", "SELECT count(*) AS n FROM typed")
+    assert jdbc.columns(computed)["n"] == ["BIGINT", "19", "0", "null"]  # computed: no source table
 
 
 @pytest.mark.slow
