@@ -18,15 +18,16 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from lakehouse.errors import Cancelled, Conflict, Forbidden, InvalidInput, LakehouseError, NotFound, QueryTimeout, TooLarge, Unauthenticated, Unavailable
+from lakehouse.errors import Cancelled, Conflict, Forbidden, InvalidInput, LakehouseError, NotFound, QueryTimeout, TooLarge, Unauthenticated, Unavailable, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 
 CHALLENGE = 'Bearer realm="lakehouse", Basic realm="lakehouse"'
 
-# Most specific first: TooLarge is an InvalidInput.
+# Most specific first: TooLarge and UnsupportedMedia are InvalidInput.
 STATUS_BY_ERROR: tuple[tuple[type[LakehouseError], int], ...] = (
     (TooLarge, 413),
+    (UnsupportedMedia, 415),
     (InvalidInput, 400),
     (NotFound, 404),
     (Conflict, 409),

@@ -9,6 +9,7 @@ no more than one read and a boundary's length of lookahead in memory.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from email.message import Message
 from typing import BinaryIO
 
@@ -19,8 +20,17 @@ MAX_PART_HEADER_BYTES = 16 * 1024
 MAX_BOUNDARY = 70  # RFC 2046
 
 
-def open_part(source: BinaryIO, boundary: str | None, field: str) -> BinaryIO:
-    """Skip to the form field named `field` in a multipart body and return its bytes as a stream.
+@dataclass(frozen=True)
+class Part:
+    """One part of a form: its bytes as a stream, and what its headers say of them."""
+
+    stream: BinaryIO
+    filename: str | None
+    content_type: str | None
+
+
+def open_part(source: BinaryIO, boundary: str | None, field: str) -> Part:
+    """Skip to the form field named `field` in a multipart body and return it as a stream.
 
     `boundary` is the Content-Type's parameter. The stream ends where the part ends; a body
     that ends first, or bad framing, is an `InvalidInput`.
@@ -29,8 +39,10 @@ def open_part(source: BinaryIO, boundary: str | None, field: str) -> BinaryIO:
         raise InvalidInput("multipart body needs a boundary of 1 to 70 ASCII characters in its Content-Type")
     framing = _Framing(source, boundary.encode("ascii"))
     while (headers := framing.next_part()) is not None:
-        if _param(headers.get("content-disposition", ""), "content-disposition", "name") == field:
-            return io.BufferedReader(_PartReader(framing), READ_SIZE)
+        disposition = headers.get("content-disposition", "")
+        if _param(disposition, "content-disposition", "name") == field:
+            stream = io.BufferedReader(_PartReader(framing), READ_SIZE)
+            return Part(stream, _param(disposition, "content-disposition", "filename"), headers.get("content-type"))
     raise InvalidInput(f"multipart body has no part named {field!r} (send the file as -F {field}=@data.csv)")
 
 

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse.errors import Busy, Conflict, InvalidInput, NotFound
+from lakehouse.evolution import merge
 from lakehouse.leases import Leases, lease_of
 from lakehouse.storage import ObjectStore
 
@@ -72,6 +73,9 @@ class Manifest:
     deleted: bool = False
     keyed: tuple[KeyedCommit, ...] = ()
     """The latest `IDEMPOTENCY_WINDOW` commits made with an idempotency key, oldest first."""
+    evolved: bool = False
+    """The schema evolved since the objects were first written: objects may have older
+    schemas (fewer columns, narrower types), read by column name through this one."""
 
     def commit_of(self, key: str) -> KeyedCommit | None:
         """The commit made with idempotency key `key`, if it is among the recent ones."""
@@ -150,6 +154,7 @@ _MANIFEST_SCHEMA = pa.schema(
             pa.list_(pa.struct([pa.field("key", pa.string(), False), pa.field("version", pa.int64(), False), pa.field("rows", pa.int64(), False)])),
             False,
         ),
+        pa.field("evolved", pa.bool_(), False),
     ]
 )
 
@@ -166,6 +171,7 @@ def encode_manifest(m: Manifest) -> bytes:
         "version": [m.version],
         "deleted": [m.deleted],
         "keyed": [[{"key": c.key, "version": c.version, "rows": c.rows} for c in m.keyed]],
+        "evolved": [m.evolved],
     }
     schema_blob = base64.b64encode(m.schema.serialize().to_pybytes())
     table = pa.table(row, schema=_MANIFEST_SCHEMA.with_metadata({_SCHEMA_KEY: schema_blob}))
@@ -190,6 +196,7 @@ def decode_manifest(data: bytes) -> Manifest:
         schema=schema,
         deleted=row["deleted"],
         keyed=tuple(KeyedCommit(c["key"], c["version"], c["rows"]) for c in row.get("keyed") or ()),
+        evolved=bool(row.get("evolved")),
     )
 
 
@@ -279,12 +286,15 @@ class Catalog:
         """Create an empty dataset, or return the existing one if its schema has the same fingerprint."""
         return self.commit(name, schema, (), "register")
 
-    def commit(self, name: str, schema: pa.Schema, objects: Iterable[DataObject], mode: str, idempotency_key: str | None = None) -> Manifest:
+    def commit(
+        self, name: str, schema: pa.Schema, objects: Iterable[DataObject], mode: str, idempotency_key: str | None = None, evolve: bool = False
+    ) -> Manifest:
         """Make `objects` part of dataset `name` according to `mode`, atomically.
 
         Modes: `create` (the name must be free), `append` (the dataset must exist with the same
         schema), `replace` (the objects become the whole dataset), `create_append`, and
-        `register` (create empty, or return the existing dataset of the same schema).
+        `register` (create empty, or return the existing dataset of the same schema). With
+        `evolve`, an append of another schema evolves the dataset's (`evolution.merge`).
 
         The objects must exist: one deleted meanwhile (by `gc`, after its writer's lease was
         lost) fails the commit instead of publishing a dataset that cannot be read. With an
@@ -309,7 +319,7 @@ class Catalog:
                     raise Conflict(f"dataset {name!r} clashes with existing dataset {live.name!r}: names are case-insensitive in SQL")
                 if live is not None and idempotency_key is not None and (done := live.commit_of(idempotency_key)) is not None:
                     raise Replayed(done, live)
-                manifest = self._next(name, schema, fingerprint, objects, mode, live, current.version if current else 0)
+                manifest = self._next(name, schema, fingerprint, objects, mode, live, current.version if current else 0, evolve)
                 if manifest is live:
                     return manifest
                 if idempotency_key is not None:
@@ -340,6 +350,7 @@ class Catalog:
         mode: str,
         live: Manifest | None,
         version: int,
+        evolve: bool = False,
     ) -> Manifest:
         """The manifest a commit would write, or `live` itself when nothing needs writing."""
         now = datetime.now(timezone.utc)
@@ -354,11 +365,22 @@ class Catalog:
                 raise Conflict(f"dataset {name!r} already exists with a different schema: {first_difference(live.schema, schema)}")
             return live
         if mode == "replace":
-            return replace(live, schema_fingerprint=fingerprint, schema=schema, objects=objects, updated_at=now, row_count=sum(o.row_count for o in objects), version=version + 1)
+            return replace(
+                live, schema_fingerprint=fingerprint, schema=schema, objects=objects, updated_at=now,
+                row_count=sum(o.row_count for o in objects), version=version + 1, evolved=False,
+            )
+        evolved = live.evolved
         if live.schema_fingerprint != fingerprint:
-            raise InvalidInput(f"cannot append to {name!r}: {first_difference(live.schema, schema)}")
+            if not evolve:
+                raise InvalidInput(f"cannot append to {name!r}: {first_difference(live.schema, schema)}")
+            schema = merge(live.schema, schema)
+            fingerprint = schema_fingerprint(schema)
+            evolved = evolved or fingerprint != live.schema_fingerprint
         merged = live.objects + objects
-        return replace(live, objects=merged, updated_at=now, row_count=live.row_count + sum(o.row_count for o in objects), version=version + 1)
+        return replace(
+            live, objects=merged, updated_at=now, row_count=live.row_count + sum(o.row_count for o in objects), version=version + 1,
+            schema=schema if evolved else live.schema, schema_fingerprint=fingerprint if evolved else live.schema_fingerprint, evolved=evolved,
+        )
 
     def drop(self, name: str) -> Manifest:
         """Remove a dataset from the catalog; its objects are collected by the next `gc`."""

@@ -33,6 +33,10 @@ class TooLarge(InvalidInput):
     """A body or object over a configured size bound."""
 
 
+class UnsupportedMedia(InvalidInput):
+    """A body in a format or encoding the lake does not read."""
+
+
 class Unavailable(LakehouseError):
     """The request may succeed later: storage cannot be reached, the server is busy or stopping.
 

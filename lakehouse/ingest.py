@@ -13,15 +13,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse.cache import ObjectCache
-from lakehouse.catalog import MAX_IDEMPOTENCY_KEY, MODES, Catalog, DataObject, KeyedCommit, Manifest, Replayed, first_difference, new_object_key, schema_fingerprint, validate_name
+from lakehouse.catalog import MAX_IDEMPOTENCY_KEY, MODES, Catalog, DataObject, KeyedCommit, Manifest, Replayed, new_object_key, validate_name
 from lakehouse.config import IngestConfig
 from lakehouse.errors import Conflict, InvalidInput, NotFound
+from lakehouse.evolution import AppendPlan, fit, storage_schema
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +53,6 @@ class IngestResult:
             "notes": self.notes,
             "manifest": self.manifest.to_json(),
         }
-
-
-_STORAGE_TYPES = {
-    pa.large_string(): pa.string(),
-    pa.string_view(): pa.string(),
-    pa.large_binary(): pa.binary(),
-    pa.binary_view(): pa.binary(),
-}
-
-
-def storage_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema a dataset is stored with: one spelling per logical type.
-
-    Clients spell the same column differently (pandas sends `large_string`, polars
-    `string_view`, others dictionary-encoded strings); storing one spelling lets an append
-    from any client match the dataset, and keeps client metadata out of the lake.
-    """
-    return pa.schema([f.with_type(_storage_type(f.type)) for f in schema])
-
-
-def _storage_type(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_dictionary(t):
-        return _storage_type(t.value_type)
-    return _STORAGE_TYPES.get(t, t)
 
 
 @dataclass
@@ -178,7 +155,7 @@ class _ObjectWriter:
             source = pq.ParquetFile(w.path)
             with pq.ParquetWriter(str(spool), schema, compression="zstd", write_statistics=True) as out:
                 for g in range(source.num_row_groups):
-                    out.write_table(source.read_row_group(g).cast(schema), row_group_size=self.config.row_group_rows)
+                    out.write_table(fit(source.read_row_group(g), schema), row_group_size=self.config.row_group_rows)
             self._discard(w)
             self.written[i] = self._upload(spool, w.obj.row_count, schema)
 
@@ -213,7 +190,7 @@ def _stop(batches: Iterable[pa.RecordBatch]) -> None:
         close()
 
 
-def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None, idempotency_key: str | None = None) -> IngestResult | None:
+def check_mode(catalog: Catalog, name: str, mode: str, idempotency_key: str | None = None) -> IngestResult | None:
     """Refuse a doomed ingest before any byte is written (the commit checks again, atomically).
 
     Returns the earlier result when `idempotency_key` was already committed: the ingest is a
@@ -235,11 +212,17 @@ def check_mode(catalog: Catalog, name: str, mode: str, schema: pa.Schema | None,
         raise Conflict(f"dataset {name!r} already exists")
     if mode == "append" and existing is None:
         raise NotFound(f"dataset {name!r} not found: cannot append")
-    if mode in ("append", "create_append") and existing is not None and schema is not None:
-        stored = storage_schema(schema)
-        if existing.schema_fingerprint != schema_fingerprint(stored):
-            raise InvalidInput(f"cannot append to {name!r}: {first_difference(existing.schema, stored)}")
     return None
+
+
+def append_plan(catalog: Catalog, name: str, mode: str, evolve: bool) -> AppendPlan | None:
+    """How an append's batches meet the dataset (None when nothing is appended to)."""
+    existing = catalog.resolve(name)
+    if mode not in ("append", "create_append") or existing is None:
+        if evolve and mode not in ("append", "create_append"):
+            raise InvalidInput(f"evolve applies to appends, not to mode {mode!r}")
+        return None
+    return AppendPlan(existing.schema, evolve)
 
 
 def _replayed(name: str, mode: str, done: KeyedCommit, manifest: Manifest) -> IngestResult:
@@ -266,31 +249,43 @@ def write_batches(
     schema: pa.Schema,
     batches: Iterable[pa.RecordBatch],
     mode: str = "create",
-    notes: dict[str, Any] | None = None,
-    schema_is_final: bool = True,
+    notes: Callable[[], dict[str, Any]] | None = None,
     idempotency_key: str | None = None,
+    evolve: bool = False,
 ) -> IngestResult:
     """Write `batches` as dataset `name` and commit it.
 
-    With `schema_is_final` false (CSV), `batches` may widen `schema` as they go, so an append's
-    schema can only be judged at the commit; otherwise a mismatch is refused before any write.
-    With an `idempotency_key` already committed (a retry), the earlier result is returned and
-    nothing is added.
+    An append is read against the dataset (`evolution.AppendPlan`): columns matched by name,
+    cast where nothing is lost, refused otherwise unless `evolve`. A batch may be wider than
+    `schema` (CSV and NDJSON widen a column as they go): the objects written before it are
+    brought up to the final schema. With an `idempotency_key`
+    already committed (a retry), the earlier result is returned and nothing is added.
     """
     started = time.perf_counter()
-    replay = check_mode(catalog, name, mode, schema if schema_is_final else None, idempotency_key)
+    try:
+        replay = check_mode(catalog, name, mode, idempotency_key)
+        plan = append_plan(catalog, name, mode, evolve)
+        if plan is not None and replay is None:
+            plan.check(storage_schema(schema))
+    except BaseException:
+        _stop(batches)
+        raise
     if replay is not None:
         for _ in batches:  # read to the end, so the client's upload completes as usual
             pass
         return replay
     writer = _ObjectWriter(name, catalog, cache, config)
+    rows = 0
     try:
         for batch in batches:
+            if plan is not None:
+                batch = plan.conform(batch, rows)
+            rows += batch.num_rows
             writer.add(batch)
-        final = writer.close() or storage_schema(schema)
+        final = writer.close() or (plan.target if plan is not None else storage_schema(schema))
         writer.unify(final)
         objects = [w.obj for w in writer.written]
-        manifest = catalog.commit(name, final, objects, mode, idempotency_key)
+        manifest = catalog.commit(name, final, objects, mode, idempotency_key, evolve=evolve)
     except Replayed as done:
         writer.abort()
         return _replayed(name, mode, done.commit, done.manifest)
@@ -307,8 +302,8 @@ def write_batches(
         rows=sum(o.row_count for o in objects),
         objects=objects,
         bytes=sum(o.size for o in objects),
-        schema=final,
+        schema=manifest.schema,
         seconds=time.perf_counter() - started,
         manifest=manifest,
-        notes=notes if notes is not None else {},
+        notes=notes() if notes is not None else {},
     )

@@ -19,8 +19,8 @@ from lakehouse.auth import ADMIN, Authenticator, Identity
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, validate_name
 from lakehouse.config import Config
-from lakehouse.csv_format import read_csv_batches
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound
+from lakehouse.formats import ReadContext, ReadOptions, format_for, read_upload
 from lakehouse.ingest import IngestResult, check_mode, write_batches
 from lakehouse.query import BATCH_ROWS, QueryEngine, QueryResult
 from lakehouse.secrets import FileSecretsProvider, SecretsProvider
@@ -130,27 +130,56 @@ class Lake:
         schema: pa.Schema | None = None,
         mode: str = "create",
         idempotency_key: str | None = None,
+        evolve: bool = False,
     ) -> IngestResult:
         """Write an Arrow stream as dataset `name` (modes: create, append, replace, create_append).
 
         A retry with the `idempotency_key` of a commit already made answers that commit and
-        adds nothing (`notes.replayed`)."""
+        adds nothing (`notes.replayed`). `evolve` lets an append change the schema."""
         schema = schema if schema is not None else reader.schema  # type: ignore[union-attr]
-        return write_batches(self.catalog, self.cache, self.config.ingest, name, schema, reader, mode, idempotency_key=idempotency_key)
+        return write_batches(self.catalog, self.cache, self.config.ingest, name, schema, reader, mode, idempotency_key=idempotency_key, evolve=evolve)
 
-    def ingest_csv(self, name: str, source: BinaryIO, mode: str = "create", idempotency_key: str | None = None) -> IngestResult:
-        """Stream CSV bytes into dataset `name`, inferring types from the first rows."""
-        replay = check_mode(self.catalog, name, mode, None, idempotency_key)  # before a byte of the body is read
+    def ingest(
+        self,
+        name: str,
+        source: BinaryIO,
+        media_type: str | None = None,
+        filename: str | None = None,
+        options: ReadOptions | None = None,
+        mode: str = "create",
+        idempotency_key: str | None = None,
+        evolve: bool = False,
+        content_encoding: str | None = None,
+    ) -> IngestResult:
+        """Stream a file of any format the lake reads (`formats`) into dataset `name`.
+
+        The format comes from `media_type`, else `filename`, else the first bytes; compressed
+        bodies are inflated. An append reads the file against the dataset's column types.
+        """
+        replay = check_mode(self.catalog, name, mode, idempotency_key)  # before a byte of the body is read
         if replay is not None:
             return replay
-        schema, batches, notes = read_csv_batches(source, self.config.ingest.sample_rows, self.config.http.max_upload_bytes)
-        result = write_batches(self.catalog, self.cache, self.config.ingest, name, schema, batches, mode, schema_is_final=False, idempotency_key=idempotency_key)
-        if result.notes.get("replayed"):
-            return result
-        result.notes = {"string_fallback": notes.string_fallback, "widened": notes.widened}
-        if notes.string_fallback:
-            log.info("ingest %s: columns kept as string: %s", name, ", ".join(notes.string_fallback))
+        fmt = format_for(media_type, filename)
+        existing = self.catalog.resolve(name) if mode in ("append", "create_append") else None
+        context = ReadContext(
+            sample_rows=self.config.ingest.sample_rows,
+            declared={f.name: f.type for f in existing.schema} if existing is not None else {},
+            widen_declared=evolve,
+            spool=self.cache.spool_file,
+        )
+        parsed = read_upload(source, fmt, options or ReadOptions(), context, content_encoding, self.config.http.max_upload_bytes)
+        result = write_batches(
+            self.catalog, self.cache, self.config.ingest, name, parsed.schema, parsed.batches, mode,
+            notes=parsed.notes, idempotency_key=idempotency_key, evolve=evolve,
+        )
+        fallback = result.notes.get("string_fallback")
+        if fallback:
+            log.info("ingest %s: columns kept as string: %s", name, ", ".join(fallback))
         return result
+
+    def ingest_csv(self, name: str, source: BinaryIO, mode: str = "create", idempotency_key: str | None = None, options: ReadOptions | None = None) -> IngestResult:
+        """Stream CSV bytes into dataset `name`, inferring types from the first rows."""
+        return self.ingest(name, source, "text/csv", options=options, mode=mode, idempotency_key=idempotency_key)
 
     # -- catalog ---------------------------------------------------------------------------
 

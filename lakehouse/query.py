@@ -166,7 +166,13 @@ class QueryEngine:
                 del self._views[name]
 
     def _view_sql(self, m: Manifest) -> str:
-        if m.objects:
+        if m.objects and m.evolved:
+            # Objects written before the schema evolved lack new columns or have narrower
+            # types: read by name, then cast to the dataset's schema.
+            paths = ", ".join(_literal(self.cache.path(o.key)) for o in m.objects)
+            columns = ", ".join(_evolved_column(f) for f in m.schema)
+            source = f"SELECT {columns} FROM read_parquet([{paths}], union_by_name = true)"
+        elif m.objects:
             paths = ", ".join(_literal(self.cache.path(o.key)) for o in m.objects)
             source = f"SELECT * FROM read_parquet([{paths}])"
         else:
@@ -432,6 +438,13 @@ def _user_error(exc: duckdb.Error) -> LakehouseError:
     return InvalidInput(f"SQL error: {exc}")
 
 
+def _evolved_column(f: pa.Field) -> str:
+    """A column of an evolved dataset's view: cast to its type when evolution can change it."""
+    if pa.types.is_nested(f.type) or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
+        return _quote(f.name)  # evolution never changes these
+    return f"CAST({_quote(f.name)} AS {duckdb_type_name(f.type)}) AS {_quote(f.name)}"
+
+
 def duckdb_type_name(t: pa.DataType) -> str:
     """DuckDB's name for an Arrow type: the typed columns of an empty dataset's view, and the
     type names SQL clients show."""
@@ -444,7 +457,7 @@ def duckdb_type_name(t: pa.DataType) -> str:
     if t in simple:
         return simple[t]
     if pa.types.is_timestamp(t):
-        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+        return "TIMESTAMPTZ" if t.tz else {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "ns": "TIMESTAMP_NS"}.get(t.unit, "TIMESTAMP")
     if pa.types.is_decimal(t):
         return f"DECIMAL({t.precision}, {t.scale})"
     return "VARCHAR"

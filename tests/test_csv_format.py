@@ -23,9 +23,17 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from lakehouse import csv_format
-from lakehouse.csv_format import CsvNotes, read_csv_batches
 from lakehouse.errors import InvalidInput, TooLarge
+from lakehouse.formats import csv as csv_format
+from lakehouse.formats.compression import open_decompressed
+from lakehouse.formats.csv import CsvNotes, read_csv
+from lakehouse.formats.options import ReadOptions
+
+
+def read_csv_batches(source: Any, sample_rows: int = 1000, max_bytes: int | None = None) -> tuple[pa.Schema, Any, CsvNotes]:
+    """A plain CSV stream read as an upload is: bounded by `max_bytes`, then parsed."""
+    stream, _ = open_decompressed(source, None, max_bytes)
+    return read_csv(stream, sample_rows=sample_rows)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -309,11 +317,19 @@ def test_float_overflow_widens_to_string(small_blocks: int) -> None:
     assert notes.widened == {"x": "string"}
 
 
-def test_float_column_keeps_nan_and_infinity_written_as_such(small_blocks: int) -> None:
+def test_float_column_reads_nan_as_missing_and_keeps_infinity(small_blocks: int) -> None:
     _, batches, notes = read_all(("x\n" + "1.5\n" * 2000 + "nan\n-inf\n").encode(), sample_rows=10)
     values = column(batches, "x")
+    assert values[-2] is None and values[-1] == -math.inf
+    assert notes.widened == {} and notes.null_markers == {"x": {"nan": 1}}
+
+
+def test_float_column_keeps_nan_when_markers_are_turned_off(small_blocks: int) -> None:
+    data = ("x\n" + "1.5\n" * 2000 + "nan\n-inf\n").encode()
+    _, batches, notes = read_csv(io.BytesIO(data), ReadOptions(null_values=()), sample_rows=10)
+    values = column(list(batches), "x")
     assert math.isnan(values[-2]) and values[-1] == -math.inf
-    assert notes.widened == {}
+    assert notes.null_markers == {}
 
 
 def test_bool_widens_to_string(small_blocks: int) -> None:
@@ -531,7 +547,7 @@ def test_more_than_max_bytes_is_too_large(small_blocks: int) -> None:
 
 def test_too_large_midway_is_raised_promptly(small_blocks: int) -> None:
     data = b"a,b\n" + b"1,2\n" * 50_000
-    limit = csv_format._PEEK_BYTES + 50 * small_blocks  # past what is read to find the header
+    limit = csv_format.SNIFF_BYTES + 50 * small_blocks  # past what is read to find the header
     started = time.monotonic()
     with pytest.raises(TooLarge):
         read_all(data, max_bytes=limit)
@@ -585,7 +601,7 @@ class CountingSource(io.RawIOBase):
 
 
 def test_source_is_read_incrementally_with_bounded_read_ahead(small_blocks: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(csv_format, "_PEEK_BYTES", 256)  # what is read to find the header
+    monkeypatch.setattr(csv_format, "SNIFF_BYTES", 256)  # what is read to find the header
     source = CountingSource(rows=20_000)  # ~240 KiB: ~240 blocks of 1 KiB
     _, batches, _ = read_csv_batches(source, 10)  # type: ignore[arg-type]
     next(batches)
@@ -649,12 +665,15 @@ def test_a_stream_failing_midway_fails_promptly(small_blocks: int, bad: bytes) -
 
 EXIT_SCRIPT = """
 import io, sys
-from lakehouse import csv_format
+from lakehouse.formats import csv as csv_format
+from lakehouse.formats.compression import open_decompressed
 from lakehouse.errors import InvalidInput
 csv_format.BLOCK_SIZE = 1024
+def read(data, limit=None):
+    return csv_format.read_csv(open_decompressed(io.BytesIO(data), None, limit)[0], sample_rows=5)
 late = b"a,b\\n" + b"1,2\\n" * 1000 + b"x,y,z\\n"
 early = b"a,b\\n" + b"1,2\\n" * 10 + b"x,y,z\\n" + b"1,2\\n" * 100
-batches = csv_format.read_csv_batches(io.BytesIO(late), 5)[1]
+batches = read(late)[1]
 next(batches)
 del batches  # dropped half read
 errors = []  # kept, as a server keeps what it logs: their tracebacks keep the streams alive
@@ -662,7 +681,7 @@ big = b"a,b\\n" + b"1,2\\n" * 30_000
 straddle = b"a,b\\n1,\\"" + b"x" * 5000 + b"\\"\\n"
 for data, limit in ((big, 100_000), (late, None), (straddle, None), (early, None)):
     try:  # the last fails in the first block, right before the exit
-        list(csv_format.read_csv_batches(io.BytesIO(data), 5, limit)[1])
+        list(read(data, limit)[1])
     except InvalidInput as e:
         errors.append(e)
 print("done")
@@ -670,8 +689,7 @@ print("done")
 
 
 def test_process_exits_cleanly_right_after_failed_and_dropped_streams() -> None:
-    # Arrow's IO thread calls into Python; if it still did while the interpreter shut down,
-    # the process would abort ("Fatal Python error: PyGILState_Release").
+    # A parsing thread still running while the interpreter shuts down must not abort it.
     root = Path(__file__).resolve().parents[1]
     for _ in range(4):
         done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], cwd=root, capture_output=True, text=True, timeout=120)

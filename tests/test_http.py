@@ -139,7 +139,7 @@ def test_multipart_csv_ingest_answers_the_manifest_and_row_count(http: httpx.Cli
     assert body["rows"] == 300 and body["mode"] == "create"
     assert body["manifest"]["name"] == "workers" and body["manifest"]["row_count"] == 300
     assert [c["name"] for c in body["manifest"]["schema"]] == ["id", "name", "dept", "salary", "hired"]
-    assert body["notes"] == {"string_fallback": [], "widened": {}}
+    assert body["notes"] == {"delimiter": ",", "string_fallback": [], "widened": {}, "null_markers": {}}
 
 
 def test_manifest_carries_an_etag_and_answers_304_when_unchanged(http: httpx.Client) -> None:

@@ -39,7 +39,7 @@ def form(*parts: tuple[str, bytes], preamble: bytes = b"", epilogue: bytes = b"\
 
 
 def read_part(body: bytes, step: int = 1 << 20, field: str = "file", boundary: str | None = BOUNDARY) -> bytes:
-    return open_part(io.BufferedReader(Trickle(body, step)), boundary, field).read()
+    return open_part(io.BufferedReader(Trickle(body, step)), boundary, field).stream.read()
 
 
 @pytest.mark.parametrize("step", [1, 2, 7, 64, 1 << 20])
