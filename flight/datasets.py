@@ -48,12 +48,16 @@ def _groups(objects: Sequence[DataObject], target_bytes: int) -> list[list[DataO
     return groups
 
 
-def path_target(descriptor: flight.FlightDescriptor) -> tuple[str, str | None]:
-    """The dataset name and the optional ingest mode of `for_path("<name>"[, "<mode>"])`."""
+EVOLVE_OPTION = "evolve"
+
+
+def path_target(descriptor: flight.FlightDescriptor) -> tuple[str, str | None, bool]:
+    """The dataset name, the optional ingest mode and whether to evolve the schema, of
+    `for_path("<name>"[, "<mode>"[, "evolve"]])`."""
     parts = [p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in descriptor.path]
-    if len(parts) not in (1, 2):
-        raise InvalidInput('expected a path of one or two parts: for_path("<dataset>"[, "<mode>"])')
-    return parts[0], parts[1] if len(parts) == 2 else None
+    if len(parts) not in (1, 2, 3) or (len(parts) == 3 and parts[2].lower() not in (EVOLVE_OPTION, f"{EVOLVE_OPTION}=true")):
+        raise InvalidInput('expected a path of one to three parts: for_path("<dataset>"[, "<mode>"[, "evolve"]])')
+    return parts[0], parts[1] if len(parts) >= 2 else None, len(parts) == 3
 
 
 def objects_stream(lake: Lake, ticket: tickets.ObjectsTicket) -> flight.FlightDataStream:

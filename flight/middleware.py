@@ -31,16 +31,18 @@ audit = logging.getLogger("lakehouse.audit")
 
 STALE_HEADER = "lakehouse-catalog-stale"
 IDEMPOTENCY_HEADER = "idempotency-key"
+EVOLVE_HEADER = "lakehouse-evolve"
 _CALL = "call"
 
 
 class _Call(flight.ServerMiddleware):
-    def __init__(self, lake: Lake, method: str, identity: Identity, token: str | None, idempotency_key: str | None) -> None:
+    def __init__(self, lake: Lake, method: str, identity: Identity, token: str | None, headers: dict[str, list[str]]) -> None:
         self._lake = lake
         self._method = method
         self.identity = identity
         self._token = token
-        self.idempotency_key = idempotency_key
+        self.idempotency_key = _first(headers, IDEMPOTENCY_HEADER)
+        self.evolve = (_first(headers, EVOLVE_HEADER) or "").strip().lower() == "true"
 
     def call_completed(self, exception: BaseException | None) -> None:
         outcome = "ok" if exception is None else type(exception).__name__
@@ -68,7 +70,7 @@ class CallFactory(flight.ServerMiddlewareFactory):
         except Unauthenticated as exc:
             audit.info("user=? flight=%s outcome=unauthenticated", method)
             raise flight.FlightUnauthenticatedError(exc.message) from None
-        return _Call(self._lake, method, login.identity, self._lake.auth.token_for(login), _first(headers, IDEMPOTENCY_HEADER))
+        return _Call(self._lake, method, login.identity, self._lake.auth.token_for(login), headers)
 
 
 class HandshakeAccepted(flight.ServerAuthHandler):
@@ -95,6 +97,12 @@ def caller(context: flight.ServerCallContext) -> Identity:
 def idempotency_key(context: flight.ServerCallContext) -> str | None:
     call = context.get_middleware(_CALL)
     return call.idempotency_key if isinstance(call, _Call) else None
+
+
+def evolve_requested(context: flight.ServerCallContext) -> bool:
+    """Whether the call asked an append to evolve the dataset's schema (`lakehouse-evolve: true`)."""
+    call = context.get_middleware(_CALL)
+    return call.evolve if isinstance(call, _Call) else False
 
 
 def _first(headers: dict[str, list[str]], name: str) -> str | None:

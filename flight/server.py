@@ -23,7 +23,7 @@ import pyarrow.flight as flight
 from flight import actions, datasets, queries, tickets
 from flight import sql_codec as codec
 from flight.errors import Unsupported, flight_errors
-from flight.middleware import HandshakeAccepted, caller, idempotency_key, middleware
+from flight.middleware import HandshakeAccepted, caller, evolve_requested, idempotency_key, middleware
 from flight.tls import tls_options
 from flight.prepared import DEFAULT_TIMEOUT_SECONDS, PreparedStatements
 from flight.sql import ACTIONS as SQL_ACTIONS
@@ -61,7 +61,7 @@ class LakeFlightServer(flight.FlightServerBase):
     def get_flight_info(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         who = caller(context)
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
-            name, _ = datasets.path_target(descriptor)
+            name = datasets.path_target(descriptor)[0]
             _read_dataset(who, name)
             return datasets.dataset_info(self.lake, self.lake.manifest(name))
         cmd = _sql_command(descriptor.command)
@@ -74,7 +74,7 @@ class LakeFlightServer(flight.FlightServerBase):
         who = caller(context)
         who.require(READ, "read schemas")
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
-            name, _ = datasets.path_target(descriptor)
+            name = datasets.path_target(descriptor)[0]
             _read_dataset(who, name)
             return flight.SchemaResult(self.lake.manifest(name).schema)
         cmd = _sql_command(descriptor.command)
@@ -109,11 +109,12 @@ class LakeFlightServer(flight.FlightServerBase):
     ) -> None:
         who = caller(context)
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
-            name, mode = datasets.path_target(descriptor)
+            name, mode, evolve = datasets.path_target(descriptor)
             who.require(WRITE, "ingest")
             who.require_dataset(name)
             result = self.lake.ingest_arrow(
-                name, incoming_batches(reader, context), schema=reader.schema, mode=mode or _INGEST_DEFAULT_MODE, idempotency_key=idempotency_key(context)
+                name, incoming_batches(reader, context), schema=reader.schema, mode=mode or _INGEST_DEFAULT_MODE,
+                idempotency_key=idempotency_key(context), evolve=evolve or evolve_requested(context),
             )
             log.info("DoPut %s (%s): %d rows in %d objects", name, result.mode, result.rows, len(result.objects))
             writer.write(datasets.put_result(result))

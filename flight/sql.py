@@ -23,7 +23,8 @@ from flight import metadata, queries, tickets
 from flight import sql_codec as codec
 from flight import sql_schemas as schemas
 from flight.errors import Unsupported
-from flight.middleware import caller, idempotency_key
+from flight.datasets import EVOLVE_OPTION
+from flight.middleware import caller, evolve_requested, idempotency_key
 from flight.prepared import PreparedStatements
 from flight.uploads import incoming_batches, read_params
 from lakehouse import statements
@@ -163,7 +164,8 @@ class FlightSql:
         if options.if_not_exist == _NOT_EXIST.FAIL:
             self.lake.manifest(cmd.table)  # NotFound before any byte is written
         key = idempotency_key(context)
-        return self.lake.ingest_arrow(cmd.table, incoming_batches(reader, context), schema=reader.schema, mode=mode, idempotency_key=key).rows
+        evolve = evolve_requested(context) or (cmd.options or {}).get(EVOLVE_OPTION, "").lower() == "true"
+        return self.lake.ingest_arrow(cmd.table, incoming_batches(reader, context), schema=reader.schema, mode=mode, idempotency_key=key, evolve=evolve).rows
 
     # -- DoAction --------------------------------------------------------------------------
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import zoneinfo
 from typing import Annotated, Any
 
 import msgspec
 import pyarrow as pa
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
@@ -16,14 +14,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from http_edge.auth import needs
 from http_edge.errors import error_responses
 from lakehouse.auth import READ, WRITE
-from lakehouse.errors import InvalidInput
+from lakehouse.formats.types import parse_type
 from lakehouse.lake import Lake
 
 REGISTER_BODY_BYTES = 1024 * 1024
 TYPE_EXAMPLES = ["int64", "string", "float64", "bool", "date32", "timestamp[us]", "timestamp[us, tz=UTC]", "decimal128(12, 2)"]
-_TIMESTAMP = re.compile(r"^timestamp\[(s|ms|us|ns)(?:,\s*tz=([^\]]+))?\]$", re.IGNORECASE)
-_OFFSET = re.compile(r"^[+-]\d\d:\d\d$")
-_DECIMAL = re.compile(r"^decimal(?:128)?\((\d+),\s*(\d+)\)$", re.IGNORECASE)
 
 
 class Column(msgspec.Struct, forbid_unknown_fields=True):
@@ -41,24 +36,8 @@ class DatasetList(msgspec.Struct):
     datasets: list[dict[str, Any]]
 
 
-def arrow_type(name: str) -> pa.DataType:
-    """The Arrow type a JSON client names: pyarrow's own spelling (`str(type)`) or its aliases,
-    so a manifest's schema can be sent back as is."""
-    text = name.strip()
-    try:
-        if m := _TIMESTAMP.match(text):
-            if m[2] and not _OFFSET.match(m[2]):
-                zoneinfo.ZoneInfo(m[2])
-            return pa.timestamp(m[1].lower(), tz=m[2])
-        if m := _DECIMAL.match(text):
-            return pa.decimal128(int(m[1]), int(m[2]))
-        return pa.type_for_alias(text.lower())
-    except (ValueError, KeyError, pa.ArrowException):
-        raise InvalidInput(f"unknown column type {name!r}", {"examples": TYPE_EXAMPLES}) from None
-
-
 def arrow_schema(columns: list[Column]) -> pa.Schema:
-    return pa.schema([pa.field(c.name, arrow_type(c.type), c.nullable) for c in columns])
+    return pa.schema([pa.field(c.name, parse_type(c.type), c.nullable) for c in columns])
 
 
 def _etags(header: str) -> set[str]:
@@ -102,6 +81,18 @@ class CatalogController(Controller):
         if if_none_match is not None and ({manifest.etag, "*"} & _etags(if_none_match)):
             return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(manifest.to_json(), headers=headers)
+
+    @delete(
+        "/{name:str}",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[needs(WRITE, "drop datasets")],
+        responses=error_responses(401, 403, 404, 503),
+        description="Drop the dataset: it leaves the catalog and SQL at once; gc collects its objects later. Answers its last manifest.",
+    )
+    def drop(self, name: FromPath[str], request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> dict[str, Any]:
+        request.user.require_dataset(name)
+        return {"dropped": lake.drop(name).to_json()}
 
     @get("/list", sync_to_thread=False, guards=[needs(READ, "read the catalog")], responses=error_responses(401, 403))
     def datasets(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> DatasetList:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import msgspec
@@ -44,22 +43,41 @@ row limit) within it gets an exact truncation header; a larger one streams on, b
 so memory stays at this plus one batch whatever the result's size."""
 
 
-@dataclass(frozen=True)
+TRUNCATED_KEY = "$truncated"
+"""The key of the object that ends a cut JSON or NDJSON body (see `Rows.trailer`)."""
+TRUNCATED_METADATA = b"lakehouse.truncated"
+
+
 class Rows:
     """A result cut at a row limit: the batches read ahead, then the rest as they come.
 
     `truncated` is True or False when the result ended (or passed the limit) within the
     look-ahead, and None when it was still going: the response streams before that is known.
+    Once the batches are exhausted, `cut` says for certain whether rows were left out, and the
+    encoders end a cut body with a trailer a client sees without looking at headers.
     """
 
-    schema: pa.Schema
-    head: list[pa.RecordBatch]
-    rest: Iterator[pa.RecordBatch]
-    truncated: bool | None
+    def __init__(self, schema: pa.Schema, head: list[pa.RecordBatch], rest: Iterator[pa.RecordBatch], truncated: bool | None, limit: int) -> None:
+        self.schema = schema
+        self.head = head
+        self._rest = rest
+        self.truncated = truncated
+        self.limit = limit
+        self.cut = bool(truncated)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         yield from self.head
-        yield from self.rest
+        for item in self._rest:
+            if item is _CUT:
+                self.cut = True
+            else:
+                yield item  # type: ignore[misc]
+
+    def trailer(self) -> dict[str, Any]:
+        return {TRUNCATED_KEY: {"max_rows": self.limit, "message": f"the result has more than {self.limit} rows; only the first {self.limit} are here"}}
+
+
+_CUT = object()
 
 
 def first_rows(result: QueryResult, limit: int, lookahead_bytes: int = LOOKAHEAD_BYTES) -> Rows:
@@ -71,43 +89,51 @@ def first_rows(result: QueryResult, limit: int, lookahead_bytes: int = LOOKAHEAD
             if count + batch.num_rows > limit:
                 head.append(batch.slice(0, limit - count))
                 result.close()
-                return Rows(result.schema, head, iter(()), True)
+                return Rows(result.schema, head, iter(()), True, limit)
             head.append(batch)
             count += batch.num_rows
             size += batch.nbytes
             if size >= lookahead_bytes:
-                return Rows(result.schema, head, _up_to(result, limit - count), None)
+                return Rows(result.schema, head, _up_to(result, limit - count), None, limit)
     except BaseException:
         result.close()
         raise
-    return Rows(result.schema, head, iter(()), False)
+    return Rows(result.schema, head, iter(()), False, limit)
 
 
-def _up_to(result: QueryResult, remaining: int) -> Iterator[pa.RecordBatch]:
+def _up_to(result: QueryResult, remaining: int) -> Iterator[pa.RecordBatch | object]:
+    """The rest of a result up to `remaining` rows, then `_CUT` if any row was left out."""
     with result:
         for batch in result:
-            if batch.num_rows >= remaining:
+            if batch.num_rows > remaining:
                 if remaining:
                     yield batch.slice(0, remaining)
+                yield _CUT
                 return
             remaining -= batch.num_rows
             yield batch
 
 
 def json_array(rows: Rows) -> Iterator[bytes]:
+    """A JSON array of row objects; a cut result ends with one more object, `{"$truncated": ...}`."""
     yield b"["
     separator = b""
     for batch in rows.batches():
         if batch.num_rows:
             yield separator + _JSON.encode(_pylist(batch))[1:-1]
             separator = b","
+    if rows.cut:
+        yield separator + _JSON.encode(rows.trailer())
     yield b"]"
 
 
 def ndjson(rows: Rows) -> Iterator[bytes]:
+    """One row object per line; a cut result ends with a line `{"$truncated": ...}`."""
     for batch in rows.batches():
         if batch.num_rows:
             yield _JSON.encode_lines(_pylist(batch))
+    if rows.cut:
+        yield _JSON.encode_lines([rows.trailer()])
 
 
 def csv(rows: Rows) -> Iterator[bytes]:
@@ -123,14 +149,21 @@ def csv(rows: Rows) -> Iterator[bytes]:
         yield _drain(sink)
     writer.close()
     yield _drain(sink)
+    if rows.cut:  # a comment line, as readers that take comment="#" skip it
+        yield f"# truncated: {rows.trailer()[TRUNCATED_KEY]['message']}\n".encode()
 
 
 def arrow_stream(rows: Rows) -> Iterator[bytes]:
+    """The IPC stream; a cut result ends with an empty batch whose custom metadata says
+    `lakehouse.truncated: true` (`read_next_batch_with_custom_metadata`)."""
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, rows.schema) as writer:
         for batch in rows.batches():
             writer.write_batch(batch)
             yield _drain(sink)
+        if rows.cut:
+            metadata = {TRUNCATED_METADATA: b"true", b"lakehouse.max_rows": str(rows.limit).encode()}
+            writer.write_batch(pa.RecordBatch.from_pylist([], schema=rows.schema), custom_metadata=metadata)
     yield _drain(sink)
 
 

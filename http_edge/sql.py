@@ -20,6 +20,7 @@ from lakehouse.auth import READ
 from http_edge.results import ENCODERS, JSON, first_rows
 from http_edge.streams import DisconnectWatch, iterate_in_thread
 from lakehouse.admission import Admission
+from lakehouse.errors import InvalidInput
 from lakehouse.lake import Lake
 
 SQL_BODY_BYTES = 1024 * 1024
@@ -32,7 +33,7 @@ keep a result of wide rows (20 KB each) at a few tens of MB per batch in flight.
 
 class SqlRequest(msgspec.Struct, forbid_unknown_fields=True):
     sql: str
-    max_rows: Annotated[int, msgspec.Meta(ge=0, description="at most this many rows; never more than the server's http.max_rows")] | None = None
+    max_rows: Annotated[int, msgspec.Meta(ge=0, description="at most this many rows; above the server's http.max_rows is a 400")] | None = None
     params: list[Any] | None = None
 
 
@@ -60,7 +61,9 @@ class SqlController(Controller):
         ],
         description=(
             "Rows as a JSON array of objects (default), or NDJSON, CSV or an Arrow IPC stream by Accept. "
-            f"At most max_rows rows; {TRUNCATED_HEADER} says whether more were left out."
+            f"At most max_rows rows; {TRUNCATED_HEADER} says whether more were left out, and a cut body ends with a marker: "
+            'a last {"$truncated": {...}} object in JSON and NDJSON, a "# truncated" line in CSV, an empty batch with '
+            "lakehouse.truncated metadata in Arrow."
         ),
     )
     async def sql(self, data: JSONBody[SqlRequest], request: Request[Any, Any, Any], lake: NamedDependency[Lake], query_gate: NamedDependency[Admission]) -> Stream:
@@ -68,7 +71,9 @@ class SqlController(Controller):
         if media_type is None:
             raise HTTPException(status_code=HTTP_406_NOT_ACCEPTABLE, detail=f"cannot answer with {request.headers['accept']!r}", extra={"available": list(ENCODERS)})
         ceiling = lake.config.http.max_rows
-        limit = ceiling if data.max_rows is None else min(data.max_rows, ceiling)
+        if data.max_rows is not None and data.max_rows > ceiling:
+            raise InvalidInput(f"max_rows {data.max_rows} is above this server's limit of {ceiling} rows (http.max_rows)", {"max_rows": ceiling})
+        limit = ceiling if data.max_rows is None else data.max_rows
         watch = DisconnectWatch(request)
         try:
             # An async handler running the query in a thread itself: Litestar wraps a

@@ -284,17 +284,41 @@ def test_sql_refuses_an_accept_it_cannot_answer(http: httpx.Client) -> None:
     assert "application/x-ndjson" in body["detail"]["available"]
 
 
-def test_sql_truncates_at_the_configured_max_rows_and_says_so(lake: Lake) -> None:
+def test_sql_cut_at_the_configured_max_rows_says_so_in_the_header_and_the_body(lake: Lake) -> None:
     with serving(lake, max_rows=5) as running:
+        client = running.client
         for accept in ["application/json", "application/x-ndjson", "text/csv", ARROW_STREAM]:
-            response = running.client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)", "max_rows": 1000}, headers={"Accept": accept})
+            response = client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)"}, headers={"Accept": accept})
             assert response.status_code == 200 and response.headers["x-lakehouse-truncated"] == "true", accept
-        assert running.client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)"}).json() == [{"range": i} for i in range(5)]
+        trailer = {"$truncated": {"max_rows": 5, "message": "the result has more than 5 rows; only the first 5 are here"}}
+        assert client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)"}).json() == [{"range": i} for i in range(5)] + [trailer]
+        lines = client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)"}, headers={"Accept": "application/x-ndjson"}).text.splitlines()
+        assert [json.loads(line) for line in lines] == [{"range": i} for i in range(5)] + [trailer]
+        text = client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)"}, headers={"Accept": "text/csv"}).text
+        assert text.splitlines()[-1].startswith("# truncated") and len(text.splitlines()) == 7
+        reader = pa.ipc.open_stream(client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)"}, headers={"Accept": ARROW_STREAM}).content)
+        batches = []
+        while True:
+            try:
+                batches.append(reader.read_next_batch_with_custom_metadata())
+            except StopIteration:
+                break
+        assert sum(b.batch.num_rows for b in batches) == 5
+        assert batches[-1].batch.num_rows == 0 and batches[-1].custom_metadata[b"lakehouse.truncated"] == b"true"
+        whole = client.post("/v1/sql", json={"sql": "SELECT * FROM range(5)"}).json()
+        assert whole == [{"range": i} for i in range(5)]
+
+
+def test_sql_max_rows_above_the_server_limit_is_refused_naming_it(lake: Lake) -> None:
+    with serving(lake, max_rows=5) as running:
+        body = assert_error(running.client.post("/v1/sql", json={"sql": "SELECT * FROM range(12)", "max_rows": 1000}), 400)
+        assert "limit of 5 rows" in body["error"] and body["detail"] == {"max_rows": 5}
 
 
 def test_sql_max_rows_in_the_body_truncates_and_says_so(http: httpx.Client) -> None:
     cut = http.post("/v1/sql", json={"sql": "SELECT * FROM range(10)", "max_rows": 3})
-    assert cut.headers["x-lakehouse-truncated"] == "true" and cut.json() == [{"range": 0}, {"range": 1}, {"range": 2}]
+    assert cut.headers["x-lakehouse-truncated"] == "true" and cut.json()[:3] == [{"range": 0}, {"range": 1}, {"range": 2}]
+    assert cut.json()[3]["$truncated"]["max_rows"] == 3 and len(cut.json()) == 4
     whole = http.post("/v1/sql", json={"sql": "SELECT * FROM range(3)", "max_rows": 3})
     assert whole.headers["x-lakehouse-truncated"] == "false" and len(whole.json()) == 3
 
@@ -413,7 +437,7 @@ def test_malformed_requests_get_json_errors_and_never_500(http: httpx.Client) ->
         (http.build_request("POST", "/v1/ingest", params={"name": "nobody", "mode": "append"}, files=csv_file), 404),
         (http.build_request("POST", "/v1/ingest", params={"name": "w"}, content=b"", headers={"Content-Type": "text/csv"}), 400),
         (http.build_request("POST", "/v1/ingest", params={"name": "w"}, content=b"a,b\n1,2,3\n", headers={"Content-Type": "text/csv"}), 400),
-        (http.build_request("POST", "/catalog/register", json={"name": "x", "schema": [{"name": "a", "type": "int"}]}), 400),
+        (http.build_request("POST", "/catalog/register", json={"name": "x", "schema": [{"name": "a", "type": "integer64"}]}), 400),
         (http.build_request("POST", "/catalog/register", json={"name": "x", "schema": [{"name": "", "type": "int64"}]}), 400),
         (http.build_request("POST", "/catalog/register", json={"name": "1x", "schema": []}), 400),
         (http.build_request("POST", "/catalog/register", json={"name": "x"}), 400),

@@ -86,14 +86,13 @@ _GENERIC = ("", "application/octet-stream", "binary/octet-stream", "application/
 
 
 def format_for(media_type: str | None = None, filename: str | None = None) -> Format | None:
-    """The format a media type names, else the one a file name's suffix names (`x.csv.gz` is
-    CSV); None when neither says (the first bytes decide, in `read_upload`).
+    """The format a file's name says (`x.csv.gz` is CSV), else its media type; None when
+    neither says (the first bytes decide, in `read_upload`).
 
-    A specific media type this lake does not read is an `InvalidInput` naming the accepted ones.
+    The name comes first because it is what a form upload reliably has: browsers label a
+    `.csv` file `application/vnd.ms-excel` on some systems. A body without a file name in a
+    media type the lake does not read is an `UnsupportedMedia` naming the accepted ones.
     """
-    kind = (media_type or "").split(";")[0].strip().lower()
-    if kind in _BY_MEDIA_TYPE:
-        return _BY_MEDIA_TYPE[kind]
     if filename:
         name = filename.lower()
         for suffix in _COMPRESSION_SUFFIXES:
@@ -102,7 +101,10 @@ def format_for(media_type: str | None = None, filename: str | None = None) -> Fo
         for f in FORMATS:
             if name.endswith(f.suffixes):
                 return f
-    if kind not in _GENERIC:
+    kind = (media_type or "").split(";")[0].strip().lower()
+    if kind in _BY_MEDIA_TYPE:
+        return _BY_MEDIA_TYPE[kind]
+    if kind not in _GENERIC and not filename:
         raise UnsupportedMedia(f"cannot ingest a body of type {kind[:100]!r}", {"accepted": MEDIA_TYPES})
     return None
 

@@ -9,7 +9,7 @@ first appears after the first block is refused, naming it: declare it with `type
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO
 
 import pyarrow as pa
 import pyarrow.json as pajson

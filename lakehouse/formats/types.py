@@ -8,6 +8,7 @@ ignoring case, and nothing else: a name this module does not know is refused, no
 from __future__ import annotations
 
 import re
+import zoneinfo
 
 import pyarrow as pa
 
@@ -32,6 +33,8 @@ _DUCKDB = {
     "blob": pa.binary(), "bytea": pa.binary(),
 }
 _DECIMAL_RE = re.compile(r"^(?:decimal|numeric|decimal128)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?$")
+_TIMESTAMP_RE = re.compile(r"^timestamp\[(s|ms|us|ns)(?:,\s*tz=([^\]]+))?\]$")
+_OFFSET_RE = re.compile(r"^[+-]\d\d:\d\d$")
 _DUCKDB_DECIMAL = (18, 3)  # DuckDB's DECIMAL without arguments
 
 
@@ -50,6 +53,15 @@ def parse_type(name: str) -> pa.DataType:
         if not 1 <= precision <= 38 or scale > precision:
             raise InvalidInput(f"invalid decimal type {name!r}: precision 1 to 38, scale at most the precision")
         return pa.decimal128(precision, scale)
+    m = _TIMESTAMP_RE.match(text)
+    if m is not None and m.group(2):  # Arrow's own spelling, as a manifest's schema shows it
+        zone = " ".join(str(name).split())[m.start(2) : m.end(2)]
+        if not _OFFSET_RE.match(zone):
+            try:
+                zoneinfo.ZoneInfo(zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise InvalidInput(f"unknown time zone {zone!r} in type {name!r}") from None
+        return pa.timestamp(m.group(1), tz=zone)
     try:
         return pa.type_for_alias(text)
     except (ValueError, KeyError):
