@@ -20,9 +20,11 @@ old answer from a fresh one, as HTTP responses do with `X-Lakehouse-Catalog-Stal
 from __future__ import annotations
 
 import logging
+import time
 
 import pyarrow.flight as flight
 
+from lakehouse import metrics
 from lakehouse.auth import ANONYMOUS, Identity
 from lakehouse.errors import Unauthenticated
 from lakehouse.lake import Lake
@@ -42,11 +44,13 @@ class _Call(flight.ServerMiddleware):
         self.identity = identity
         self._token = token
         self.idempotency_key = _first(headers, IDEMPOTENCY_HEADER)
+        self._started = time.monotonic()
         self.evolve = (_first(headers, EVOLVE_HEADER) or "").strip().lower() == "true"
 
     def call_completed(self, exception: BaseException | None) -> None:
         outcome = "ok" if exception is None else type(exception).__name__
         audit.info("user=%s flight=%s outcome=%s", self.identity.user, self._method, outcome)
+        metrics.request("flight", self._method, outcome, time.monotonic() - self._started)
 
     def sending_headers(self) -> dict[str, str]:
         headers = {}

@@ -114,7 +114,7 @@ class LakeFlightServer(flight.FlightServerBase):
             who.require_dataset(name)
             result = self.lake.ingest_arrow(
                 name, incoming_batches(reader, context), schema=reader.schema, mode=mode or _INGEST_DEFAULT_MODE,
-                idempotency_key=idempotency_key(context), evolve=evolve or evolve_requested(context),
+                idempotency_key=idempotency_key(context), evolve=evolve or evolve_requested(context), who=who,
             )
             log.info("DoPut %s (%s): %d rows in %d objects", name, result.mode, result.rows, len(result.objects))
             writer.write(datasets.put_result(result))

@@ -165,7 +165,8 @@ class FlightSql:
             self.lake.manifest(cmd.table)  # NotFound before any byte is written
         key = idempotency_key(context)
         evolve = evolve_requested(context) or (cmd.options or {}).get(EVOLVE_OPTION, "").lower() == "true"
-        return self.lake.ingest_arrow(cmd.table, incoming_batches(reader, context), schema=reader.schema, mode=mode, idempotency_key=key, evolve=evolve).rows
+        who = caller(context)
+        return self.lake.ingest_arrow(cmd.table, incoming_batches(reader, context), schema=reader.schema, mode=mode, idempotency_key=key, evolve=evolve, who=who).rows
 
     # -- DoAction --------------------------------------------------------------------------
 

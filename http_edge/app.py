@@ -11,6 +11,7 @@ from http_edge.catalog import CatalogController
 from http_edge.errors import EXCEPTION_HANDLERS
 from http_edge.health import HealthController
 from http_edge.ingest import IngestController
+from http_edge.metrics import MetricsController
 from http_edge.sql import SqlController
 from http_edge.storage import StorageController
 from lakehouse.admission import Admission
@@ -30,7 +31,7 @@ def create_app(lake: Lake) -> Litestar:
 
     components, security = security_components()
     return Litestar(
-        route_handlers=[HealthController, IngestController, SqlController, CatalogController, StorageController],
+        route_handlers=[HealthController, MetricsController, IngestController, SqlController, CatalogController, StorageController],
         dependencies={"lake": Provide(provide_lake, sync_to_thread=False), "query_gate": Provide(provide_gate, sync_to_thread=False)},
         middleware=[audited, authentication(lake.auth)],
         exception_handlers=EXCEPTION_HANDLERS,

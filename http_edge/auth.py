@@ -11,6 +11,7 @@ and the OpenAPI document stay open: they say nothing about the data.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +22,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Guard, Message, Receive, Scope, Send
 
+from lakehouse import metrics
 from lakehouse.auth import Authenticator, Identity
 from lakehouse.errors import Unauthenticated
 
@@ -49,13 +51,15 @@ def authentication(authenticator: Authenticator) -> DefineMiddleware:
 
 
 def audited(app: ASGIApp) -> ASGIApp:
-    """An audit line per request (logger `lakehouse.audit`): user, method, path, dataset, status."""
+    """An audit line per request (logger `lakehouse.audit`): user, method, path, dataset, status;
+    and the request's count and duration in the metrics, by route template."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
         status = 500
+        started = time.monotonic()
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -71,6 +75,8 @@ def audited(app: ASGIApp) -> ASGIApp:
             audit.info(
                 "user=%s http=%s %s dataset=%s status=%d", user.user if isinstance(user, Identity) else "?", scope["method"], scope["path"], name or "-", status
             )
+            route = f"{scope['method']} {scope.get('path_template') or 'unmatched'}"
+            metrics.request("http", route, str(status), time.monotonic() - started)
 
     return middleware
 

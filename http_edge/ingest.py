@@ -95,9 +95,9 @@ def _ingest_for(
 
         def from_form(body: BinaryIO) -> IngestResult:
             part = open_part(body, params.get("boundary"), FILE_FIELD)
-            return lake.ingest(name, part.stream, part.content_type, part.filename, options, mode, key, evolve)
+            return lake.ingest(name, part.stream, part.content_type, part.filename, options, mode, key, evolve, who=request.user)
 
         return from_form
     if not media_type:
         raise UnsupportedMedia("the body needs a Content-Type (application/octet-stream to have the format recognised)", {"accepted": BODY_TYPES})
-    return lambda body: lake.ingest(name, body, media_type, None, options, mode, key, evolve, encoding)
+    return lambda body: lake.ingest(name, body, media_type, None, options, mode, key, evolve, encoding, request.user)

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from lakehouse import metrics
 from lakehouse.storage import CHUNK, ObjectStore, validate_key
 
 
@@ -43,6 +44,7 @@ class ObjectCache:
             return direct
         target = self.root / validate_key(key)
         if target.exists():
+            metrics.cache_hit()
             return str(target)
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
@@ -54,6 +56,7 @@ class ObjectCache:
                     with self.store.open(key) as src, tmp.open("wb") as out:
                         shutil.copyfileobj(src, out, CHUNK)
                     os.replace(tmp, target)
+                    metrics.cache_miss(target.stat().st_size)
                 finally:
                     tmp.unlink(missing_ok=True)
         with self._guard:

@@ -1,81 +1,96 @@
-"""The `lakehouse` command: `serve` starts the servers, `gc` and `datasets` maintain the lake,
-`users` and `token` manage who may connect."""
+"""The `lakehouse` command: serve the lake, load files into it, query it, look after it.
+
+`serve` starts the servers; `ingest`, `sql`, `drop`, `datasets` and `gc` work on the lake the
+configuration names (or, with `--server`, on a running server over Flight); `users` and
+`token` manage who may connect. Built on click, with rich for tables and progress. Common
+options (`--config`) are accepted before or after the command. Errors are one line on stderr
+and exit 1 (2 for usage and configuration).
+"""
 
 from __future__ import annotations
 
-import argparse
 import getpass
-import os
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
-from typing import Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator, TypeVar
+
+import click
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
 
 from lakehouse.auth import Authenticator, exposure_refusal
 from lakehouse.config import Config, load_config
-from lakehouse.errors import InvalidInput, LakehouseError
-from lakehouse.lake import Lake
+from lakehouse.errors import ConfigError, InvalidInput, LakehouseError
+from lakehouse.formats.compression import ReadOnlyStream
 from lakehouse.users import ROLES, UserStore, generate_password
 
 log = logging.getLogger("lakehouse")
 
 SHUTDOWN_SECONDS = 3
+TABLE_ROWS = 1000
+"""Rows `sql` prints as a table; more are counted, not shown (use --format csv or --output)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lakehouse", description="A small lakehouse served over Arrow Flight and HTTP.")
-    parser.add_argument("--config", help="path of lakehouse.toml (default: $LAKEHOUSE_CONFIG or ./lakehouse.toml)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="start the Flight server and the HTTP edge")
-    serve.add_argument("--only", choices=["flight", "http"], help="start only one of the two servers")
-    serve.add_argument("--insecure", action="store_true", help="serve a non-loopback address without auth or TLS anyway")
-    gc = sub.add_parser("gc", help="delete data objects no manifest references")
-    gc.add_argument("--grace-seconds", type=float, default=None)
-    sub.add_parser("datasets", help="list the catalogued datasets as JSON")
-    users = sub.add_parser("users", help="manage the users in the secrets file").add_subparsers(dest="action", required=True)
-    add = users.add_parser("add", help="add (or replace) a user; the password comes from stdin, a prompt, or --generate")
-    add.add_argument("name")
-    add.add_argument("--role", choices=ROLES, required=True)
-    add.add_argument("--datasets", default="", help="comma-separated dataset-name patterns the user is limited to (default: all)")
-    add.add_argument("--generate", action="store_true", help="generate a password and print it once")
-    users.add_parser("remove", help="remove a user").add_argument("name")
-    users.add_parser("list", help="the users, their roles and dataset patterns, as JSON")
-    token = sub.add_parser("token", help="bearer tokens").add_subparsers(dest="action", required=True)
-    create = token.add_parser("create", help="print a signed bearer token for a user")
-    create.add_argument("--user", required=True)
-    create.add_argument("--ttl", default=None, help="lifetime such as 30d, 12h, 15m or seconds (default: auth.token_ttl_seconds)")
-    args = parser.parse_args(argv)
+def _config_option(f: F) -> F:
+    """`--config` on the group and on every command, so it may come before or after the command."""
+
+    def remember(ctx: click.Context, _: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            ctx.ensure_object(dict)["config"] = value
+        return value
+
+    return click.option("--config", "config_path", metavar="PATH", expose_value=False, is_eager=True, callback=remember,
+                        help="lakehouse.toml to read (default: $LAKEHOUSE_CONFIG or ./lakehouse.toml)")(f)
+
+
+def _config(ctx: click.Context) -> Config:
+    return load_config(ctx.ensure_object(dict).get("config"))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@_config_option
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """A small lakehouse served over Arrow Flight and HTTP."""
+    ctx.ensure_object(dict)
+
+
+def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(_FullTracebacks("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])  # `serve` logs at INFO
     try:
-        config = load_config(args.config)
-        if args.command in ("users", "token"):
-            return _access(config, args)
-        if args.command == "serve" and (refusal := exposure_refusal(config, args.insecure)) is not None:
-            print(f"lakehouse: {refusal}", file=sys.stderr)
-            return 2
-        lake = Lake.open(config)
-    except LakehouseError as exc:
-        print(f"lakehouse: {exc.message}", file=sys.stderr)
-        return 2
-    try:
-        if args.command == "serve":
-            return _serve(lake, args.only)
-        if args.command == "gc":
-            print(json.dumps({"deleted": lake.gc(args.grace_seconds)}))
-        else:
-            print(json.dumps([m.to_json() for m in lake.datasets()], indent=2))
+        cli.main(args=argv, prog_name="lakehouse", standalone_mode=False)
         return 0
-    except LakehouseError as exc:
-        print(f"lakehouse: {exc.message}", file=sys.stderr)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.Abort:
+        _err.print("lakehouse: aborted")
         return 1
-    finally:
-        lake.close()
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except ConfigError as exc:
+        _err.print(f"lakehouse: {exc.message}", markup=False)
+        return 2
+    except LakehouseError as exc:
+        _err.print(f"lakehouse: {exc.message}", markup=False)
+        return 1
 
 
 class _FullTracebacks(logging.Formatter):
@@ -85,51 +100,63 @@ class _FullTracebacks(logging.Formatter):
         return "".join(traceback.format_exception(ei[0], ei[1], ei[2], limit=1000)).rstrip("\n")
 
 
-def _access(config: Config, args: argparse.Namespace) -> int:
-    """`users add|remove|list` and `token create`: the secrets file only, no storage needed."""
-    store = UserStore(config.secrets.path)
-    if args.command == "token":
-        ttl = parse_duration(args.ttl) if args.ttl else None
-        print(Authenticator(config.auth, store).issue(args.user, ttl))
-        return 0
-    if args.action == "list":
-        print(json.dumps([u.to_json() for u in store.users()], indent=2))
-    elif args.action == "remove":
-        store.remove(args.name)
-        print(f"removed user {args.name}", file=sys.stderr)
-    else:
-        password = generate_password() if args.generate else _read_password()
-        patterns = tuple(p.strip() for p in args.datasets.split(",") if p.strip())
-        user = store.add(args.name, args.role, password, patterns)
-        if args.generate:
-            print(password)
-        print(f"user {user.name} ({user.role}) saved in {config.secrets.path}", file=sys.stderr)
-    return 0
+# -- the lake on this machine -------------------------------------------------------------------
 
 
-def _read_password() -> str:
-    """The password from stdin when it is not a terminal (scripts), else typed twice."""
-    if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("password: ")
-    if getpass.getpass("again: ") != first:
-        raise InvalidInput("the two passwords differ")
-    return first
+def _open_lake(config: Config, create: bool) -> Any:
+    """The lake the configuration names. A local lake that does not exist yet is created only
+    by a command that writes (and it says where); others refuse, naming the place looked at,
+    rather than leave empty directories wherever they were run."""
+    from lakehouse.lake import Lake
+
+    uri = config.storage.uri
+    if uri.startswith("file://"):
+        root = Path(uri[len("file://") :]).expanduser().resolve()
+        if not root.exists():
+            if not create:
+                raise InvalidInput(f"no lake at {root} (run from the project directory, or name one with --config or LAKEHOUSE_STORAGE_URI)")
+            _err.print(f"creating a new lake at {root}", markup=False)
+    return Lake.open(config)
 
 
-def parse_duration(text: str) -> float:
-    """`30d`, `12h`, `15m`, `90s` or plain seconds."""
-    units = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
-    value = text.strip().lower()
+# -- serve ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_config_option
+@click.option("--only", type=click.Choice(["flight", "http"]), help="start only one of the two servers")
+@click.option("--insecure", is_flag=True, help="serve a non-loopback address without auth or TLS anyway")
+@click.pass_context
+def serve(ctx: click.Context, only: str | None, insecure: bool) -> None:
+    """Start the Flight server and the HTTP edge (Ctrl-C stops them cleanly)."""
+    logging.getLogger().setLevel(logging.INFO)
+    config = _config(ctx)
+    refusal = exposure_refusal(config, insecure)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    ports = [("Flight", config.flight.host, config.flight.port)] if only != "http" else []
+    ports += [("HTTP", config.http.host, config.http.port)] if only != "flight" else []
+    for what, host, port in ports:
+        _check_port(what, host, port)
+    lake = _open_lake(config, create=True)
     try:
-        if value and value[-1] in units:
-            return float(value[:-1]) * units[value[-1]]
-        return float(value)
-    except ValueError:
-        raise InvalidInput(f"cannot read the duration {text!r}: use 30d, 12h, 15m or seconds") from None
+        _serve(lake, only)
+    finally:
+        lake.close()
 
 
-def _serve(lake: Lake, only: str | None) -> int:
+def _check_port(what: str, host: str, port: int) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot serve {what} on {host}:{port}: {exc.strerror or exc} (is another server running? change [{what.lower()}] port)") from None
+
+
+def _serve(lake: Any, only: str | None) -> None:
     """Run the chosen servers until SIGINT or SIGTERM, then stop them gracefully."""
     # pyarrow sends a handler's Python traceback (with server file paths) to the client with
     # every error it cannot map to a Flight error class (INVALID_ARGUMENT, NOT_FOUND...),
@@ -156,7 +183,7 @@ def _serve(lake: Lake, only: str | None) -> int:
         http = serve_http(lake)
         stoppers.append(http.stop)
         threads.append(threading.Thread(target=http.run, name="http", daemon=True))
-        log.info("HTTP edge on http://%s:%d", lake.config.http.host, lake.config.http.port)
+        log.info("HTTP edge on http://%s:%d (web console at /)", lake.config.http.host, lake.config.http.port)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     for t in threads:
@@ -181,4 +208,310 @@ def _serve(lake: Lake, only: str | None) -> int:
         lake.close()
         logging.shutdown()
         os._exit(0)
-    return 0
+
+
+# -- ingest ---------------------------------------------------------------------------------------
+
+_READ_OPTIONS = ("null_values", "delimiter", "quote", "escape", "header", "names", "types", "date_format", "decimal", "encoding")
+
+
+def _read_options(f: F) -> F:
+    for name in reversed(_READ_OPTIONS):
+        f = click.option(f"--{name.replace('_', '-')}", name, default=None, help=f"as the HTTP ingest's {name}= (docs/formats.md)")(f)
+    return f
+
+
+def _remote_options(f: F) -> F:
+    f = click.option("--token", envvar="LAKEHOUSE_TOKEN", help="bearer token for --server (or $LAKEHOUSE_TOKEN)")(f)
+    return click.option("--server", metavar="URI", help="a running server's Flight address (grpc://host:8815) instead of the local lake")(f)
+
+
+@cli.command()
+@_config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="the dataset")
+@click.option("--mode", type=click.Choice(["create", "append", "replace", "create_append"]), default="create", show_default=True,
+              help="for the first file; the others are appended")
+@click.option("--evolve", is_flag=True, help="an append may add, leave out and promote columns")
+@_read_options
+@_remote_options
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[Path, ...], name: str, mode: str, evolve: bool, server: str | None, token: str | None, **read: str | None) -> None:
+    """Load files (CSV, TSV, Parquet, NDJSON, Arrow; gzip, zstd or bz2) into dataset NAME."""
+    from lakehouse.formats import ReadOptions
+
+    options = ReadOptions.parse(read)
+    config = _config(ctx)
+    if server is None:
+        lake = _open_lake(config, create=True)
+        try:
+            for i, path in enumerate(files):
+                with _progress(path) as (fh, done):
+                    result = lake.ingest(name, fh, filename=path.name, options=options, mode=mode if i == 0 else "append", evolve=evolve)
+                    done(result.rows)
+                _err.print(f"{path.name}: {result.rows:,} rows into {name} (version {result.manifest.version}, {result.manifest.row_count:,} rows in all)", markup=False)
+        finally:
+            lake.close()
+        return
+    _ingest_remote(config, files, name, mode, evolve, options, server, token)
+
+
+def _ingest_remote(config: Config, files: tuple[Path, ...], name: str, mode: str, evolve: bool, options: Any, server: str, token: str | None) -> None:
+    import tempfile
+
+    from lakehouse.client import Remote
+    from lakehouse.formats import ReadContext, format_for, read_upload
+
+    remote = Remote(server, token)
+    try:
+        with tempfile.TemporaryDirectory(prefix="lakehouse-ingest-") as spool:
+            counter = iter(range(1 << 30))
+            context = ReadContext(sample_rows=config.ingest.sample_rows, spool=lambda: Path(spool) / f"{next(counter)}.part")
+            for i, path in enumerate(files):
+                with _progress(path) as (fh, done):
+                    parsed = read_upload(fh, format_for(None, path.name), options, context)
+                    rows = [0]
+
+                    def counted(batches: Iterator[pa.RecordBatch] = parsed.batches) -> Iterator[pa.RecordBatch]:
+                        for batch in batches:
+                            rows[0] += batch.num_rows
+                            done(rows[0])
+                            yield batch
+
+                    answer = remote.put(name, mode if i == 0 else "append", evolve, parsed.schema, counted())
+                _err.print(f"{path.name}: {answer.get('rows', rows[0]):,} rows into {name} on {server}", markup=False)
+    finally:
+        remote.close()
+
+
+class _Counting(ReadOnlyStream):
+    """A file whose reads move a progress bar."""
+
+    def __init__(self, fh: BinaryIO, advance: Callable[[int], None]) -> None:
+        self._fh = fh
+        self._advance = advance
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._fh.read(size)
+        self._advance(len(data))
+        return data
+
+
+class _progress:
+    """A file opened for reading with a progress bar of its bytes, rows and rate (on a terminal)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TextColumn("{task.fields[rows]:,} rows"),
+            TimeRemainingColumn(), console=_err, transient=True, disable=not _err.is_terminal,
+        )
+
+    def __enter__(self) -> tuple[BinaryIO, Callable[[int], None]]:
+        self._fh = self._path.open("rb")
+        self._bar.start()
+        task = self._bar.add_task(self._path.name, total=self._path.stat().st_size, rows=0)
+        counting = _Counting(self._fh, lambda n: self._bar.advance(task, n))
+        return counting, lambda rows: self._bar.update(task, rows=rows)  # type: ignore[return-value]
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+        self._fh.close()
+
+
+# -- sql ------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@_config_option
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="write the result to this file (needed for parquet)")
+@_remote_options
+@click.pass_context
+def sql(ctx: click.Context, query: str, fmt: str, output: Path | None, server: str | None, token: str | None) -> None:
+    """Run one read-only SQL QUERY and print or write its result."""
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet needs --output FILE")
+    config = _config(ctx)
+    if server is not None:
+        from lakehouse.client import Remote
+
+        remote = Remote(server, token)
+        try:
+            _write_result(remote.query(query), fmt, output)
+        finally:
+            remote.close()
+        return
+    lake = _open_lake(config, create=False)
+    try:
+        with lake.query(query) as result:
+            _write_result(pa.RecordBatchReader.from_batches(result.schema, result), fmt, output)
+    finally:
+        lake.close()
+
+
+def _write_result(reader: pa.RecordBatchReader, fmt: str, output: Path | None) -> None:
+    if fmt == "table":
+        _print_table(reader, output)
+        return
+    sink = output.open("wb") if output is not None else sys.stdout.buffer
+    try:
+        if fmt == "csv":
+            with pacsv.CSVWriter(sink, reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+        elif fmt == "json":
+            for batch in reader:
+                for row in batch.to_pylist():
+                    sink.write(json.dumps(row, default=str).encode() + b"\n")
+        else:
+            with pq.ParquetWriter(sink, reader.schema, compression="zstd") as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+    finally:
+        if output is not None:
+            sink.close()
+        else:
+            sink.flush()
+
+
+def _print_table(reader: pa.RecordBatchReader, output: Path | None) -> None:
+    table = Table(*reader.schema.names, show_lines=False)
+    shown = total = 0
+    for batch in reader:
+        total += batch.num_rows
+        for row in batch.slice(0, max(0, TABLE_ROWS - shown)).to_pylist():
+            table.add_row(*("NULL" if v is None else str(v) for v in row.values()))
+            shown += 1
+    console = Console(file=output.open("w") if output is not None else None, highlight=False)
+    console.print(table)
+    note = f"{total:,} rows" + (f", the first {shown:,} shown (--format csv for all)" if shown < total else "")
+    console.print(note, style="dim")
+    if output is not None:
+        console.file.close()
+
+
+# -- the catalog ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@_config_option
+@click.argument("name")
+@click.pass_context
+def drop(ctx: click.Context, name: str) -> None:
+    """Drop dataset NAME (its objects go at the next gc)."""
+    lake = _open_lake(_config(ctx), create=False)
+    try:
+        dropped = lake.drop(name)
+        _err.print(f"dropped {dropped.name} ({dropped.row_count:,} rows, version {dropped.version})", markup=False)
+    finally:
+        lake.close()
+
+
+@cli.command()
+@_config_option
+@click.pass_context
+def datasets(ctx: click.Context) -> None:
+    """List the catalogued datasets as JSON."""
+    lake = _open_lake(_config(ctx), create=False)
+    try:
+        click.echo(json.dumps([m.to_json() for m in lake.datasets()], indent=2))
+    finally:
+        lake.close()
+
+
+@cli.command()
+@_config_option
+@click.option("--grace-seconds", type=float, default=None, help="keep objects younger than this (never less than catalog.gc_grace_seconds)")
+@click.pass_context
+def gc(ctx: click.Context, grace_seconds: float | None) -> None:
+    """Delete data objects no manifest references."""
+    lake = _open_lake(_config(ctx), create=False)
+    try:
+        click.echo(json.dumps({"deleted": lake.gc(grace_seconds)}))
+    finally:
+        lake.close()
+
+
+# -- users and tokens: the secrets file only, no storage needed ----------------------------------
+
+
+@cli.group()
+@_config_option
+def users() -> None:
+    """Manage the users in the secrets file."""
+
+
+@users.command("add")
+@_config_option
+@click.argument("name")
+@click.option("--role", type=click.Choice(list(ROLES)), required=True)
+@click.option("--datasets", "patterns", default="", help="comma-separated dataset-name patterns the user is limited to (default: all)")
+@click.option("--generate", is_flag=True, help="generate a password and print it once")
+@click.pass_context
+def users_add(ctx: click.Context, name: str, role: str, patterns: str, generate: bool) -> None:
+    """Add (or replace) user NAME; the password comes from stdin, a prompt, or --generate."""
+    config = _config(ctx)
+    password = generate_password() if generate else _read_password()
+    user = UserStore(config.secrets.path).add(name, role, password, tuple(p.strip() for p in patterns.split(",") if p.strip()))
+    if generate:
+        click.echo(password)
+    _err.print(f"user {user.name} ({user.role}) saved in {config.secrets.path}", markup=False)
+
+
+@users.command("remove")
+@_config_option
+@click.argument("name")
+@click.pass_context
+def users_remove(ctx: click.Context, name: str) -> None:
+    """Remove user NAME."""
+    UserStore(_config(ctx).secrets.path).remove(name)
+    _err.print(f"removed user {name}", markup=False)
+
+
+@users.command("list")
+@_config_option
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """The users, their roles and dataset patterns, as JSON."""
+    click.echo(json.dumps([u.to_json() for u in UserStore(_config(ctx).secrets.path).users()], indent=2))
+
+
+@cli.group()
+@_config_option
+def token() -> None:
+    """Bearer tokens."""
+
+
+@token.command("create")
+@_config_option
+@click.option("--user", required=True)
+@click.option("--ttl", default=None, help="lifetime such as 30d, 12h, 15m or seconds (default: auth.token_ttl_seconds)")
+@click.pass_context
+def token_create(ctx: click.Context, user: str, ttl: str | None) -> None:
+    """Print a signed bearer token for a user."""
+    config = _config(ctx)
+    click.echo(Authenticator(config.auth, UserStore(config.secrets.path)).issue(user, parse_duration(ttl) if ttl else None))
+
+
+def _read_password() -> str:
+    """The password from stdin when it is not a terminal (scripts), else typed twice."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise InvalidInput("the two passwords differ")
+    return first
+
+
+def parse_duration(text: str) -> float:
+    """`30d`, `12h`, `15m`, `90s` or plain seconds."""
+    units = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in units:
+            return float(value[:-1]) * units[value[-1]]
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"cannot read the duration {text!r}: use 30d, 12h, 15m or seconds") from None

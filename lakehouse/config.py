@@ -110,6 +110,11 @@ class Config:
 ENV_PREFIX = "LAKEHOUSE_"
 
 
+NOT_SETTINGS = frozenset({"LAKEHOUSE_CONFIG", "LAKEHOUSE_TOKEN"})
+"""Variables of ours that are not `<SECTION>_<KEY>` settings: the config file's path, and the
+bearer token the command line sends to a server (`--server`)."""
+
+
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the configuration from defaults, the TOML file and the environment.
 
@@ -130,7 +135,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         if not isinstance(raw[section], dict):
             raise ConfigError(f"config key '{section}' must be a section", {"key": section})
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name == "LAKEHOUSE_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         section, key = _split_env(name[len(ENV_PREFIX) :].lower(), sections)
         raw.setdefault(section, {})[key] = value

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import pyarrow as pa
 
+from lakehouse import metrics
 from lakehouse.admission import Admission
 from lakehouse.auth import ADMIN, Authenticator, Identity
 from lakehouse.cache import ObjectCache
@@ -93,6 +95,20 @@ class _StorageProbe:
             self._result = (False, exc.message)
 
 
+def _recorded(name: str, mode: str, who: Identity | None, run: Callable[[], IngestResult]) -> IngestResult:
+    """Run an ingest, counting it and logging its one event line whatever the outcome."""
+    started = time.monotonic()
+    user = who.user if who is not None else None
+    try:
+        result = run()
+    except Exception as exc:
+        metrics.ingest(user, name, mode, type(exc).__name__, 0, 0, time.monotonic() - started)
+        raise
+    outcome = "replayed" if result.notes.get("replayed") else "ok"
+    metrics.ingest(user, name, mode, outcome, result.rows, result.bytes, time.monotonic() - started)
+    return result
+
+
 class Lake:
     def __init__(self, config: Config, store: ObjectStore) -> None:
         self.config = config
@@ -131,13 +147,18 @@ class Lake:
         mode: str = "create",
         idempotency_key: str | None = None,
         evolve: bool = False,
+        who: Identity | None = None,
     ) -> IngestResult:
         """Write an Arrow stream as dataset `name` (modes: create, append, replace, create_append).
 
         A retry with the `idempotency_key` of a commit already made answers that commit and
-        adds nothing (`notes.replayed`). `evolve` lets an append change the schema."""
+        adds nothing (`notes.replayed`). `evolve` lets an append change the schema; `who` is
+        who asked, for the log."""
         schema = schema if schema is not None else reader.schema  # type: ignore[union-attr]
-        return write_batches(self.catalog, self.cache, self.config.ingest, name, schema, reader, mode, idempotency_key=idempotency_key, evolve=evolve)
+        return _recorded(
+            name, mode, who,
+            lambda: write_batches(self.catalog, self.cache, self.config.ingest, name, schema, reader, mode, idempotency_key=idempotency_key, evolve=evolve),
+        )
 
     def ingest(
         self,
@@ -150,12 +171,27 @@ class Lake:
         idempotency_key: str | None = None,
         evolve: bool = False,
         content_encoding: str | None = None,
+        who: Identity | None = None,
     ) -> IngestResult:
         """Stream a file of any format the lake reads (`formats`) into dataset `name`.
 
-        The format comes from `media_type`, else `filename`, else the first bytes; compressed
+        The format comes from `filename`, else `media_type`, else the first bytes; compressed
         bodies are inflated. An append reads the file against the dataset's column types.
         """
+        return _recorded(name, mode, who, lambda: self._ingest(name, source, media_type, filename, options, mode, idempotency_key, evolve, content_encoding))
+
+    def _ingest(
+        self,
+        name: str,
+        source: BinaryIO,
+        media_type: str | None,
+        filename: str | None,
+        options: ReadOptions | None,
+        mode: str,
+        idempotency_key: str | None,
+        evolve: bool,
+        content_encoding: str | None,
+    ) -> IngestResult:
         replay = check_mode(self.catalog, name, mode, idempotency_key)  # before a byte of the body is read
         if replay is not None:
             return replay

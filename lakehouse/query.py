@@ -29,6 +29,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam
 
+from lakehouse import metrics
 from lakehouse.admission import Admission
 from lakehouse.auth import Identity
 from lakehouse.cache import ObjectCache
@@ -284,6 +285,7 @@ class QueryEngine:
     ) -> Iterator[pa.Schema | pa.RecordBatch]:
         """The schema, then the batches; whatever ends it releases the cursor, the watchdog's
         entry and the edge's slot (a generator's `finally` also runs when it is dropped)."""
+        outcome, rows = "closed", 0  # unless it ends or fails: the reader stopped early
         try:
             try:
                 relation = self.relation(sql, params, cursor, who)
@@ -300,11 +302,17 @@ class QueryEngine:
                     try:
                         batch = reader.read_next_batch()
                     except StopIteration:
+                        outcome = "ok"
                         return
                     except (duckdb.Error, pa.ArrowException, OSError) as exc:  # how DuckDB reports errors met while running
                         raise (running.failure() if running.reason else _user_error(exc)) from None
+                    rows += batch.num_rows
                     yield batch
+        except Exception as exc:
+            outcome = type(exc).__name__
+            raise
         finally:
+            metrics.query(running.owner, sql, outcome, rows, time.monotonic() - running.started)
             self.watchdog.finish(running)
             cursor.close()
             if gate is not None:

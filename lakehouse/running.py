@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import duckdb
 
+from lakehouse import metrics
 from lakehouse.errors import Cancelled, LakehouseError, QueryTimeout, Unavailable
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class RunningQuery:
     tag: str | None = None
     owner: str | None = None
     reason: str | None = None
+    started: float = field(default_factory=time.monotonic)
 
     def stop(self, reason: str) -> None:
         """Interrupt the query; the first reason given is the one reported.
@@ -84,12 +86,15 @@ class Watchdog:
             if self._refusing:
                 raise Unavailable("the server is shutting down", retry_after=1.0)
             self._running.add(query)
+        metrics.QUERIES_ACTIVE.inc()
         return query
 
     def finish(self, query: RunningQuery) -> None:
         """Forget a query; after this returns the watchdog never touches its cursor again."""
         with self._lock:
-            self._running.discard(query)
+            if query in self._running:
+                self._running.discard(query)
+                metrics.QUERIES_ACTIVE.dec()
 
     @property
     def running(self) -> int:

@@ -419,7 +419,7 @@ def _insert(lake: "Lake", statement: Statement, rows: list[list[Any]], params: p
     else:
         batches = iter(lake.query_each(source, rows, who=who))
     conformed = (_conform(b, target, statement, name) for b in batches)
-    return lake.ingest_arrow(name, conformed, schema=target, mode="append").rows
+    return lake.ingest_arrow(name, conformed, schema=target, mode="append", who=who).rows
 
 
 def _conform(batch: pa.RecordBatch, target: pa.Schema, statement: Statement, name: str) -> pa.RecordBatch:
@@ -470,7 +470,7 @@ def _create_as(lake: "Lake", statement: Statement, rows: list[list[Any]], who: "
     if statement.if_not_exists and lake.catalog.find(name) is not None:
         return 0
     result = lake.query_each(statement.source, rows, who=who)
-    return lake.ingest_arrow(name, result, mode="replace" if statement.or_replace else "create").rows
+    return lake.ingest_arrow(name, result, mode="replace" if statement.or_replace else "create", who=who).rows
 
 
 def _create_empty(lake: "Lake", statement: Statement) -> int:

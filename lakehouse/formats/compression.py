@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from lakehouse.errors import InvalidInput, TooLarge, UnsupportedMedia
 
-__all__ = ["open_decompressed", "peek", "READ_SIZE"]
+__all__ = ["open_decompressed", "peek", "ReadOnlyStream", "READ_SIZE"]
 
 READ_SIZE = 1 << 20
 
@@ -69,7 +69,7 @@ def _codec_of(head: bytes) -> str | None:
     return None
 
 
-class _Reader:
+class ReadOnlyStream:
     """The little of a file object that readers (Arrow's included) ask of a stream; reads pass
     through unbuffered, so a reader's own read sizes reach the source."""
 
@@ -85,7 +85,7 @@ class _Reader:
         self.closed = True
 
 
-class _Prefixed(_Reader):
+class _Prefixed(ReadOnlyStream):
     """A stream with bytes already read put back in front."""
 
     def __init__(self, head: bytes, rest: BinaryIO) -> None:
@@ -124,7 +124,7 @@ class _ArrowReader(io.RawIOBase):
         return len(data)
 
 
-class _Bounded(_Reader):
+class _Bounded(ReadOnlyStream):
     def __init__(self, source: BinaryIO, max_bytes: int) -> None:
         self._source = source
         self._max = max_bytes

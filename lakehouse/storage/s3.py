@@ -17,6 +17,7 @@ from minio.error import S3Error
 from urllib3.exceptions import HTTPError
 
 from lakehouse.config import StorageConfig
+from lakehouse import metrics
 from lakehouse.errors import Conflict, InvalidInput, LakehouseError, NotFound, Unavailable
 from lakehouse.secrets import SecretsProvider
 from lakehouse.storage import ObjectInfo, ObjectStore, validate_key
@@ -70,12 +71,14 @@ class S3Store(ObjectStore):
                 raise NotFound(f"object {what} not found") from None
             if exc.code in _CONFLICT:
                 raise Conflict(f"object {what} already exists") from None
+            metrics.storage_error(getattr(fn, "__name__", "call"))
             if exc.code == "NoSuchBucket":
                 raise Unavailable(f"storage bucket {self.bucket} does not exist") from None
             raise Unavailable(f"storage error on {what}: {exc.code}: {exc.message}") from None
         except LakehouseError:
             raise
         except (HTTPError, OSError) as exc:
+            metrics.storage_error(getattr(fn, "__name__", "call"))
             raise Unavailable(f"storage unavailable: cannot reach {self._client._base_url.host} ({type(exc).__name__})") from None
 
     def put(self, key: str, source: BinaryIO, length: int = -1) -> ObjectInfo:
