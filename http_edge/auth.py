@@ -4,8 +4,9 @@ The middleware reads `Authorization` (Bearer or Basic) once per request through 
 `Authenticator` and puts the identity on the request (`request.user`); a request without
 valid credentials is answered 401 with `WWW-Authenticate` before any handler runs. Each route
 names the permission it needs with `guards=[needs(READ)]` and friends (403 otherwise);
-handlers that touch one dataset also call `request.user.require_dataset(name)`. `/health`
-and the OpenAPI document stay open: they say nothing about the data.
+handlers that touch one dataset also call `request.user.require_dataset(name)`. `/health`,
+`/metrics`, the OpenAPI pages and the console's page and assets stay open: they say nothing
+about the data. The console's login cookie counts as a bearer token.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ from lakehouse.errors import Unauthenticated
 audit = logging.getLogger("lakehouse.audit")
 
 OPEN = "exclude_from_auth"  # the route option that marks a route as open
+TOKEN_COOKIE = "lakehouse_token"
+"""The web console's login: a bearer token, taken when a request has no `Authorization`."""
 
 
 class _Authentication(AbstractAuthenticationMiddleware):
     def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
-        super().__init__(app, exclude=["^/schema"], exclude_from_auth_key=OPEN)
+        super().__init__(app, exclude=["^/schema", "^/static/"], exclude_from_auth_key=OPEN)
         self.authenticator = authenticator
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         header = connection.headers.get("authorization")
+        if header is None and (cookie := connection.cookies.get(TOKEN_COOKIE)):
+            header = f"Bearer {cookie}"
         if header and header.lstrip().lower().startswith("basic") and self.authenticator.enabled:
             # Checking a password hash is slow by design: not on the event loop.
             login = await anyio.to_thread.run_sync(self.authenticator.identify, header)

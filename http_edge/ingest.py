@@ -6,10 +6,12 @@ reader by media type or file name (`lakehouse.formats`) and reads the options gi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, BinaryIO, Callable
 
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -29,6 +31,18 @@ FILE_FIELD = "file"
 BODY_TYPES = [MULTIPART, *MEDIA_TYPES]
 
 
+@dataclass
+class _IngestOperation(Operation):
+    """The route reads its body as a stream, so Litestar cannot see its shape: say it here, so
+    the API pages offer a file upload."""
+
+    def __post_init__(self) -> None:
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        form = Schema(type=OpenAPIType.OBJECT, properties={FILE_FIELD: binary}, required=[FILE_FIELD])
+        content = {MULTIPART: OpenAPIMediaType(schema=form), **{m: OpenAPIMediaType(schema=binary) for m in MEDIA_TYPES}}
+        self.request_body = RequestBody(content=content, required=True, description="the file, as a form part or the whole body")
+
+
 def _text(description: str) -> Any:
     return QueryParameter(description=description)
 
@@ -41,6 +55,7 @@ class IngestController(Controller):
         status_code=HTTP_200_OK,
         guards=[needs(WRITE, "ingest")],
         responses=error_responses(400, 401, 403, 404, 409, 413, 415, 503),
+        operation_class=_IngestOperation,
         description=(
             f"The body is a multipart form with a file part named '{FILE_FIELD}' (curl -F file=@data.csv), or the raw file: "
             "CSV (text/csv), Parquet (application/vnd.apache.parquet), NDJSON (application/x-ndjson) or an Arrow IPC stream "

@@ -40,6 +40,10 @@ class Running:
     thread: threading.Thread
     client: httpx.Client
 
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
 
 @contextmanager
 def serving(lake: Lake, **http: Any) -> Iterator[Running]:
