@@ -58,6 +58,8 @@ def _lakehouse_error(request: Request[Any, Any, Any], exc: LakehouseError) -> Re
     status = next((code for kind, code in STATUS_BY_ERROR if isinstance(exc, kind)), 500)
     if status == 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    else:
+        log.info("%s %s answered %d: %s", request.method, request.url.path, status, exc.message)
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else None
     if isinstance(exc, Unauthenticated):
@@ -68,6 +70,8 @@ def _lakehouse_error(request: Request[Any, Any, Any], exc: LakehouseError) -> Re
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
     if exc.status_code >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.detail, exc_info=exc)
+    else:
+        log.info("%s %s answered %d: %s", request.method, request.url.path, exc.status_code, exc.detail)
     if isinstance(exc, RequestEntityTooLarge):
         limit = request.route_handler.resolve_request_max_body_size()
         return _response(exc.status_code, f"request body larger than the limit of {limit} bytes", {"max_bytes": limit})
