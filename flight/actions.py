@@ -29,6 +29,10 @@ def _drop(lake: Lake, body: str) -> object:
     return {"dropped": lake.drop(name).to_json()}
 
 
+def _manifest(lake: Lake, body: str) -> object:
+    return lake.manifest_answer(lake.manifest(body.strip()))
+
+
 def _refresh(lake: Lake, body: str) -> object:
     return {"datasets": lake.refresh()}
 
@@ -37,6 +41,7 @@ ACTIONS: dict[str, tuple[str, Callable[[Lake, str], object], str]] = {
     "health": ("Storage reachability and the dataset count.", _health, READ),
     "gc": ("Delete data objects no manifest references; body: optional grace seconds.", _gc, ADMIN),
     "drop": ("Drop a dataset; body: its name.", _drop, WRITE),
+    "manifest": ("A dataset's latest manifest, with its Iceberg metadata location; body: its name.", _manifest, READ),
     "refresh": ("Re-read the catalog from storage now (other servers' commits).", _refresh, READ),
 }
 
@@ -48,6 +53,6 @@ def run(lake: Lake, action: str, body: bytes, who: Identity) -> bytes:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{action}: the body must be UTF-8 text") from None
-    if action == "drop":
+    if action in ("drop", "manifest"):
         who.require_dataset(text.strip())
     return json.dumps(handler(lake, text)).encode()

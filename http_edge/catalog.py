@@ -80,7 +80,7 @@ class CatalogController(Controller):
         headers = {"ETag": f'"{manifest.etag}"'}
         if if_none_match is not None and ({manifest.etag, "*"} & _etags(if_none_match)):
             return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(manifest.to_json(), headers=headers)
+        return Response(lake.manifest_answer(manifest), headers=headers)
 
     @delete(
         "/{name:str}",
@@ -96,4 +96,4 @@ class CatalogController(Controller):
 
     @get("/list", sync_to_thread=False, guards=[needs(READ, "read the catalog")], responses=error_responses(401, 403))
     def datasets(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> DatasetList:
-        return DatasetList([m.to_json() for m in lake.datasets() if request.user.may_use(m.name)])
+        return DatasetList([lake.manifest_answer(m) for m in lake.datasets() if request.user.may_use(m.name)])

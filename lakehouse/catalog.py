@@ -21,7 +21,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -226,6 +226,9 @@ class Catalog:
         self.leases = Leases(store, lease_seconds)
         self._lock = threading.RLock()
         self._latest: dict[str, Manifest] = {}
+        self.on_commit: list[Callable[[Manifest, Manifest | None], None]] = []
+        """Called after each commit this process makes, with the new version and the one
+        before it (None for a new dataset); what they raise is theirs (see `_committed`)."""
         self.reload()
 
     # -- reading ---------------------------------------------------------------------------
@@ -260,6 +263,13 @@ class Catalog:
             else:
                 self._latest[name.lower()] = manifest
         return manifest
+
+    def read_version(self, name: str, version: int) -> Manifest | None:
+        """Version `version` of dataset `name` as committed, from storage; None if absent."""
+        try:
+            return decode_manifest(self.store.read_bytes(_version_key(name, version)))
+        except NotFound:
+            return None
 
     def get(self, name: str) -> Manifest:
         m = self.find(name)
@@ -331,6 +341,7 @@ class Catalog:
                     current = self._reload_name(name)
                     continue
                 self._latest[name.lower()] = manifest
+                self._committed(manifest, current if current is not None and current.version == manifest.version - 1 else None)
                 return manifest
         raise Busy(f"dataset {name!r} is being changed by other writers; try again", retry_after=1.0)
 
@@ -382,6 +393,11 @@ class Catalog:
             schema=schema if evolved else live.schema, schema_fingerprint=fingerprint if evolved else live.schema_fingerprint, evolved=evolved,
         )
 
+    def _committed(self, manifest: Manifest, previous: Manifest | None) -> None:
+        """Tell the observers; the commit stands whatever they do (they log their failures)."""
+        for observer in self.on_commit:
+            observer(manifest, previous)
+
     def drop(self, name: str) -> Manifest:
         """Remove a dataset from the catalog; its objects are collected by the next `gc`."""
         with self._lock:
@@ -397,12 +413,14 @@ class Catalog:
                     current = reloaded
                     continue
                 self._latest[name.lower()] = tomb
+                self._committed(tomb, current)
                 return current
         raise Busy(f"dataset {name!r} is being changed by other writers; try again", retry_after=1.0)
 
-    def gc(self, grace_seconds: float) -> list[str]:
+    def gc(self, grace_seconds: float, before_delete: Callable[[list[str], datetime], None] | None = None) -> list[str]:
         """Delete objects under `datasets/` that no manifest references, that no live lease
-        protects and that are older than the grace period.
+        protects and that are older than the grace period. `before_delete` is told the keys
+        and the cutoff time first (what else points at them lets go of them: Iceberg).
 
         The order of the reads matters: objects first, then leases, then manifests. An object
         listed in the first step was written under a lease taken before it; if that lease is
@@ -415,12 +433,13 @@ class Catalog:
         with self._lock:
             referenced = {o.key for m in self._latest.values() for o in m.objects}
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace_seconds)
+        doomed = [i.key for i in objects if i.key not in referenced and lease_of(i.key) not in live and i.last_modified <= cutoff]
+        if before_delete is not None:
+            before_delete(doomed, cutoff)
         removed = []
-        for info in objects:
-            if info.key in referenced or lease_of(info.key) in live or info.last_modified > cutoff:
-                continue
-            self.store.delete(info.key)
-            removed.append(info.key)
+        for key in doomed:
+            self.store.delete(key)
+            removed.append(key)
         for key in expired:
             self.store.delete(key)
         return removed

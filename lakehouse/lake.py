@@ -23,6 +23,7 @@ from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest
 from lakehouse.config import Config
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound
 from lakehouse.formats import ReadContext, ReadOptions, format_for, read_upload
+from lakehouse.iceberg import Iceberg
 from lakehouse.ingest import IngestResult, check_mode, write_batches
 from lakehouse.query import BATCH_ROWS, QueryEngine, QueryResult
 from lakehouse.secrets import FileSecretsProvider, SecretsProvider
@@ -118,6 +119,14 @@ class Lake:
         self.query_engine = QueryEngine(self.catalog, self.cache, config.query)
         self._probe = _StorageProbe(store)
         self.auth = Authenticator(config.auth, UserStore(config.secrets.path))
+        self.iceberg = Iceberg(store, self.cache, self.catalog)
+        self.catalog.on_commit.append(self._publish)
+        try:
+            published = self.iceberg.catch_up()
+            if published:
+                log.info("published %d committed versions as Iceberg metadata", published)
+        except LakehouseError as exc:
+            log.warning("cannot publish Iceberg metadata now (%s); each commit publishes its own", exc.message)
         if store.local_path(PROBE_KEY) is None:  # objects are copied into the cache (S3), not read in place
             swept = self.cache.sweep({o.key for m in self.catalog.list() for o in m.objects})
             if swept:
@@ -219,6 +228,18 @@ class Lake:
 
     # -- catalog ---------------------------------------------------------------------------
 
+    def _publish(self, manifest: Manifest, previous: Manifest | None) -> None:
+        """After a commit: its Iceberg metadata. A failure here loses nothing: the commit
+        stands, and the next start publishes what is missing (`Iceberg.catch_up`)."""
+        try:
+            self.iceberg.publish(manifest, previous)
+        except Exception as exc:  # any failure: the commit is done and must be answered
+            log.warning("cannot publish %s version %d as Iceberg now: %s", manifest.name, manifest.version, exc)
+
+    def manifest_answer(self, manifest: Manifest) -> dict[str, Any]:
+        """A dataset's manifest as the edges answer it, with where other engines read it."""
+        return {**manifest.to_json(), "iceberg": self.iceberg.status(manifest).to_json()}
+
     def register(self, name: str, schema: pa.Schema) -> Manifest:
         return self.catalog.register(validate_name(name), schema)
 
@@ -241,7 +262,7 @@ class Lake:
         `Catalog.gc`), also from the local cache. `catalog.gc_grace_seconds` is a floor: a
         request may ask for a longer grace, never a shorter one."""
         grace = max(self.config.catalog.gc_grace_seconds, grace_seconds or 0.0)
-        removed = self.catalog.gc(grace)
+        removed = self.catalog.gc(grace, self.iceberg.expire)
         for key in removed:
             self.cache.evict(key)
         return removed

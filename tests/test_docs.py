@@ -20,7 +20,7 @@ import pytest
 from tests.processes import ServerProcess, server_process
 
 ROOT = Path(__file__).resolve().parent.parent
-GUIDES = ["README.md", "docs/http.md", "docs/flight.md"]
+GUIDES = ["README.md", "docs/http.md", "docs/flight.md", "docs/engines.md"]
 BLOCK = re.compile(r"^```(sh|python)([^\n]*)\n(.*?)^```", re.S | re.M)
 PRELUDE = 'set -euo pipefail\ncurl() { command curl -sS --fail-with-body "$@"; }\n'
 

@@ -75,6 +75,17 @@ class ObjectStore(ABC):
         """A local file path with the object's bytes, when the backend has one (no copy needed)."""
         return None
 
+    def uri_of(self, key: str) -> str:
+        """The absolute address of `key` other engines use (`file:///...`, `s3://bucket/...`)."""
+        return f"{self.uri.rstrip('/')}/{key}"
+
+    def key_of(self, uri: str) -> str:
+        """The key of an address `uri_of` gave; `InvalidInput` for one outside this store."""
+        base = self.uri.rstrip("/") + "/"
+        if not uri.startswith(base):
+            raise InvalidInput(f"{uri!r} is not in this lake's storage ({self.uri})")
+        return uri[len(base) :]
+
     def read_bytes(self, key: str) -> bytes:
         with self.open(key) as fh:
             return fh.read()
