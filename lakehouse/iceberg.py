@@ -53,7 +53,7 @@ from pyiceberg.types import (
 
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import MANIFEST_PREFIX, Catalog, Manifest, decode_manifest
-from lakehouse.errors import Conflict, NotFound
+from lakehouse.errors import Conflict, LakehouseError, NotFound
 from lakehouse.storage import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,10 @@ class Iceberg:
         return {e.data_file.file_path for m in snapshot.manifests(self.io) for e in m.fetch_manifest_entry(self.io, discard_deleted=True)}
 
     def catch_up(self) -> int:
-        """Publish, in order, every committed version that has neither metadata nor a reason
-        (a server that stopped between a commit and its publication); returns how many."""
+        """Publish, in order, the committed versions after a dataset's last published one (a
+        server stopped between a commit and its publication); a dataset never published (one
+        older than this code) starts its Iceberg history at its latest version. Returns how
+        many versions were published; one dataset's failure does not stop the others'."""
         done = set()
         for info in self.store.list(ICEBERG_PREFIX):
             stem = info.key.rsplit("/", 1)[-1]
@@ -247,16 +249,17 @@ class Iceberg:
         published = 0
         for folder, found in versions.items():
             found.sort()
-            missing = [i for i, (v, _) in enumerate(found) if (folder, v) not in done]
-            if not missing:
-                continue
-            previous = decode_manifest(self.store.read_bytes(found[missing[0] - 1][1])) if missing[0] > 0 else None
-            for i in range(missing[0], len(found)):
-                manifest = decode_manifest(self.store.read_bytes(found[i][1]))
-                if (folder, manifest.version) not in done:
+            last = max((i for i, (v, _) in enumerate(found) if (folder, v) in done), default=None)
+            start = len(found) - 1 if last is None else last + 1
+            try:
+                previous = decode_manifest(self.store.read_bytes(found[start - 1][1])) if last is not None else None
+                for _, key in found[start:]:
+                    manifest = decode_manifest(self.store.read_bytes(key))
                     self.publish(manifest, previous)
                     published += 1
-                previous = manifest
+                    previous = manifest
+            except LakehouseError as exc:
+                log.warning("cannot publish dataset %s as Iceberg now: %s", folder, exc.message)
         return published
 
     # -- building ---------------------------------------------------------------------------

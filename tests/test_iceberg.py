@@ -171,3 +171,18 @@ def test_the_manifest_answer_gives_the_metadata_location_over_http_and_flight(se
     with serving(served.lake) as running:
         assert running.client.get("/catalog/manifest/seen").json()["iceberg"] == answer["iceberg"]
         assert running.client.get("/catalog/list").json()["datasets"][0]["iceberg"] == answer["iceberg"]
+
+
+def test_a_dataset_never_published_starts_its_history_at_its_latest_version(config: Config) -> None:
+    lake = Lake.open(config, MINIO_SECRETS)
+    lake.catalog.on_commit.clear()  # as a lake written before it published Iceberg
+    lake.ingest_arrow("old", pa.table({"id": pa.array([1], pa.int64())}).to_reader())
+    lake.ingest_arrow("old", pa.table({"id": pa.array([2], pa.int64())}).to_reader(), mode="append")
+    lake.close()
+    again = Lake.open(config, MINIO_SECRETS)
+    try:
+        table = StaticTable.from_metadata(location(again, "old"), io_properties(again.config))
+        assert [s.summary["lakehouse.version"] for s in table.metadata.snapshots] == ["2"]
+        assert sorted(r["id"] for r in table.scan().to_arrow().to_pylist()) == [1, 2]
+    finally:
+        again.close()
