@@ -33,6 +33,10 @@ def _manifest(lake: Lake, body: str) -> object:
     return lake.manifest_answer(lake.manifest(body.strip()))
 
 
+def _versions(lake: Lake, body: str) -> object:
+    return lake.versions(body.strip())
+
+
 def _refresh(lake: Lake, body: str) -> object:
     return {"datasets": lake.refresh()}
 
@@ -42,6 +46,7 @@ ACTIONS: dict[str, tuple[str, Callable[[Lake, str], object], str]] = {
     "gc": ("Delete data objects no manifest references; body: optional grace seconds.", _gc, ADMIN),
     "drop": ("Drop a dataset; body: its name.", _drop, WRITE),
     "manifest": ("A dataset's latest manifest, with its Iceberg metadata location; body: its name.", _manifest, READ),
+    "versions": ("A dataset's committed versions, oldest first; body: its name.", _versions, READ),
     "refresh": ("Re-read the catalog from storage now (other servers' commits).", _refresh, READ),
 }
 
@@ -53,6 +58,6 @@ def run(lake: Lake, action: str, body: bytes, who: Identity) -> bytes:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{action}: the body must be UTF-8 text") from None
-    if action in ("drop", "manifest"):
+    if action in ("drop", "manifest", "versions"):
         who.require_dataset(text.strip())
     return json.dumps(handler(lake, text)).encode()

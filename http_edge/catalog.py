@@ -8,7 +8,7 @@ import msgspec
 import pyarrow as pa
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 
 from http_edge.auth import needs
@@ -66,7 +66,7 @@ class CatalogController(Controller):
         sync_to_thread=False,
         guards=[needs(READ, "read the catalog")],
         responses=error_responses(401, 403, 404),
-        description="The dataset's latest manifest; honours If-None-Match.",
+        description="The dataset's latest manifest, or with ?version=N that version's; honours If-None-Match.",
     )
     def manifest(
         self,
@@ -74,9 +74,10 @@ class CatalogController(Controller):
         request: Request[Any, Any, Any],
         lake: NamedDependency[Lake],
         if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
+        version: Annotated[int | None, QueryParameter(ge=1, description="a committed version instead of the latest")] = None,
     ) -> Response[dict[str, Any] | None]:
         request.user.require_dataset(name)
-        manifest = lake.manifest(name)
+        manifest = lake.manifest(name) if version is None else lake.manifest_at(name, version)
         headers = {"ETag": f'"{manifest.etag}"'}
         if if_none_match is not None and ({manifest.etag, "*"} & _etags(if_none_match)):
             return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
@@ -93,6 +94,17 @@ class CatalogController(Controller):
     def drop(self, name: FromPath[str], request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> dict[str, Any]:
         request.user.require_dataset(name)
         return {"dropped": lake.drop(name).to_json()}
+
+    @get(
+        "/versions/{name:str}",
+        sync_to_thread=True,
+        guards=[needs(READ, "read the catalog")],
+        responses=error_responses(401, 403, 404),
+        description="The dataset's committed versions, oldest first: version, time, operation, rows, objects.",
+    )
+    def versions(self, name: FromPath[str], request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> list[dict[str, Any]]:
+        request.user.require_dataset(name)
+        return lake.versions(name)
 
     @get("/list", sync_to_thread=False, guards=[needs(READ, "read the catalog")], responses=error_responses(401, 403))
     def datasets(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> DatasetList:

@@ -264,6 +264,12 @@ class Catalog:
                 self._latest[name.lower()] = manifest
         return manifest
 
+    def history(self, name: str) -> list[Manifest]:
+        """Every committed version of `name` still stored, oldest first (drops included)."""
+        folder = f"{MANIFEST_PREFIX}{name.lower()}/"
+        keys = sorted(i.key for i in self.store.list(folder) if i.key[len(folder) :].removesuffix(".parquet").isdigit())
+        return [decode_manifest(self.store.read_bytes(key)) for key in keys]
+
     def read_version(self, name: str, version: int) -> Manifest | None:
         """Version `version` of dataset `name` as committed, from storage; None if absent."""
         try:

@@ -411,6 +411,19 @@ def drop(ctx: click.Context, name: str) -> None:
 
 @cli.command()
 @_config_option
+@click.argument("name")
+@click.pass_context
+def versions(ctx: click.Context, name: str) -> None:
+    """Dataset NAME's committed versions as JSON: version, time, operation, rows, objects."""
+    lake = _open_lake(_config(ctx), create=False)
+    try:
+        click.echo(json.dumps(lake.versions(name), indent=2))
+    finally:
+        lake.close()
+
+
+@cli.command()
+@_config_option
 @click.pass_context
 def datasets(ctx: click.Context) -> None:
     """List the catalogued datasets as JSON."""

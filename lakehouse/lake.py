@@ -96,6 +96,16 @@ class _StorageProbe:
             self._result = (False, exc.message)
 
 
+def _operation(before: Manifest | None, m: Manifest) -> str:
+    if m.deleted:
+        return "drop"
+    if before is None or before.deleted or before.dataset_id != m.dataset_id:
+        return "create"
+    if m.objects[: len(before.objects)] == before.objects:
+        return "evolve" if m.schema_fingerprint != before.schema_fingerprint else "append"
+    return "replace"
+
+
 def _recorded(name: str, mode: str, who: Identity | None, run: Callable[[], IngestResult]) -> IngestResult:
     """Run an ingest, counting it and logging its one event line whatever the outcome."""
     started = time.monotonic()
@@ -248,6 +258,33 @@ class Lake:
 
     def datasets(self) -> list[Manifest]:
         return self.catalog.list()
+
+    def manifest_at(self, name: str, version: int) -> Manifest:
+        """Version `version` of dataset `name` as it was committed; `NotFound` if there is none."""
+        manifest = self.catalog.read_version(validate_name(name), version)
+        if manifest is None or manifest.name.lower() != name.lower():
+            raise NotFound(f"dataset {name!r} has no version {version}")
+        return manifest
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """The dataset's versions, oldest first: number, time, operation, rows, objects.
+
+        The operation is read off each version and the one before it: `create` (a new dataset),
+        `append` (the objects before are kept; `evolve` when the schema changed too), `replace`
+        (anything else), `drop`.
+        """
+        history = self.catalog.history(validate_name(name))
+        if not history:
+            raise NotFound(f"dataset {name!r} not found")
+        answers = []
+        for before, m in zip([None, *history], history):
+            answers.append(
+                {
+                    "version": m.version, "operation": _operation(before, m), "committed_at": m.updated_at.isoformat(),
+                    "row_count": m.row_count, "objects": len(m.objects), "bytes": m.total_bytes, "dataset_id": m.dataset_id,
+                }
+            )
+        return answers
 
     def drop(self, name: str) -> Manifest:
         return self.catalog.drop(name)
