@@ -63,7 +63,7 @@ class CatalogController(Controller):
 
     @get(
         "/manifest/{name:str}",
-        sync_to_thread=False,
+        sync_to_thread=True,  # may read storage (an older version, the Iceberg status)
         guards=[needs(READ, "read the catalog")],
         responses=error_responses(401, 403, 404),
         description="The dataset's latest manifest, or with ?version=N that version's; honours If-None-Match.",
@@ -106,6 +106,6 @@ class CatalogController(Controller):
         request.user.require_dataset(name)
         return lake.versions(name)
 
-    @get("/list", sync_to_thread=False, guards=[needs(READ, "read the catalog")], responses=error_responses(401, 403))
+    @get("/list", sync_to_thread=True, guards=[needs(READ, "read the catalog")], responses=error_responses(401, 403))
     def datasets(self, request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> DatasetList:
         return DatasetList([lake.manifest_answer(m) for m in lake.datasets() if request.user.may_use(m.name)])

@@ -90,6 +90,9 @@ class Iceberg:
         self.cache = cache
         self.catalog = catalog
         self.io = _StoreIO(store)
+        self._known: dict[str, tuple[int, Publication]] = {}
+        """The settled answer of `status` for each dataset's latest version seen (its metadata,
+        or why it has none): it never changes, so it is read from storage once."""
 
     # -- where ------------------------------------------------------------------------------
 
@@ -111,17 +114,24 @@ class Iceberg:
         """The metadata of `manifest`'s version, or why there is none."""
         if manifest.deleted:
             return Publication(None, "the dataset was dropped")
+        version, known = self._known.get(manifest.name.lower(), (0, None))
+        if known is not None and version == manifest.version:
+            return known
         key = self._metadata_key(manifest.name, manifest.version)
         try:
             self.store.stat(key)
-            return Publication(self.store.uri_of(key))
+            return self._settle(manifest, Publication(self.store.uri_of(key)))
         except NotFound:
             pass
         try:
             reason = json.loads(self.store.read_bytes(self._unavailable_key(manifest.name, manifest.version)))["reason"]
         except NotFound:
-            reason = "not published yet"
-        return Publication(None, reason)
+            return Publication(None, "not published yet")
+        return self._settle(manifest, Publication(None, reason))
+
+    def _settle(self, manifest: Manifest, publication: Publication) -> Publication:
+        self._known[manifest.name.lower()] = (manifest.version, publication)
+        return publication
 
     def _read(self, name: str, version: int) -> TableMetadata | None:
         try:
@@ -160,7 +170,7 @@ class Iceberg:
         except Conflict:
             pass  # another server published this version first: the same content
         self.store.put(self._hint_key(name), io.BytesIO(str(version).encode()))
-        return Publication(self.store.uri_of(key))
+        return self._settle(manifest, Publication(self.store.uri_of(key)))
 
     def _refused(self, name: str, version: int) -> bool:
         try:
@@ -176,7 +186,7 @@ class Iceberg:
         except Conflict:
             pass
         self.store.delete(self._hint_key(manifest.name))
-        return Publication(None, reason)
+        return self._settle(manifest, Publication(None, reason))
 
     def expire(self, collected: list[str], cutoff: datetime) -> None:
         """Before `gc` deletes the objects `collected`: the snapshots that point at any of them
