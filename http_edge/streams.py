@@ -20,7 +20,7 @@ import contextlib
 import io
 import queue
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import BinaryIO, TypeVar
 
 import anyio

@@ -258,8 +258,8 @@ def write_batches(
     An append is read against the dataset (`evolution.AppendPlan`): columns matched by name,
     cast where nothing is lost, refused otherwise unless `evolve`. A batch may be wider than
     `schema` (CSV and NDJSON widen a column as they go): the objects written before it are
-    brought up to the final schema. With an `idempotency_key`
-    already committed (a retry), the earlier result is returned and nothing is added.
+    brought up to the final schema. With an `idempotency_key` already committed (a retry),
+    the earlier result is returned and nothing is added.
     """
     started = time.perf_counter()
     try:
