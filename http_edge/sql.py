@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import anyio
@@ -17,7 +18,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_406_NOT_ACCEPTABLE
 from http_edge.auth import needs
 from http_edge.errors import error_responses
 from lakehouse.auth import READ
-from http_edge.results import ENCODERS, JSON, first_rows
+from http_edge.results import ENCODERS, JSON, Rows, first_rows
 from http_edge.streams import DisconnectWatch, iterate_in_thread
 from lakehouse.admission import Admission
 from lakehouse.errors import InvalidInput
@@ -35,6 +36,8 @@ class SqlRequest(msgspec.Struct, forbid_unknown_fields=True):
     sql: str
     max_rows: Annotated[int, msgspec.Meta(ge=0, description="at most this many rows; above the server's http.max_rows is a 400")] | None = None
     params: list[Any] | None = None
+    version: Annotated[int, msgspec.Meta(ge=1, description="read the one dataset the query names as of this committed version")] | None = None
+    as_of: Annotated[datetime, msgspec.Meta(description="read the one dataset the query names as it was at this time (ISO 8601)")] | None = None
 
 
 class SqlController(Controller):
@@ -78,7 +81,14 @@ class SqlController(Controller):
         try:
             # An async handler running the query in a thread itself: Litestar wraps a
             # sync_to_thread handler once per path, so with the alias path it would be wrapped twice.
-            rows = await anyio.to_thread.run_sync(lambda: first_rows(lake.query(data.sql, data.params, gate=query_gate, client_gone=watch.gone, batch_rows=BATCH_ROWS, who=request.user), limit))
+            def run() -> Rows:
+                result = lake.query(
+                    data.sql, data.params, gate=query_gate, client_gone=watch.gone, batch_rows=BATCH_ROWS, who=request.user,
+                    version=data.version, as_of=data.as_of,
+                )
+                return first_rows(result, limit)
+
+            rows = await anyio.to_thread.run_sync(run)
         except BaseException:
             watch.close()
             raise

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import pyarrow as pa
@@ -315,12 +316,36 @@ class Lake:
         batch_rows: int = BATCH_ROWS,
         who: Identity | None = None,
         tag: str | None = None,
+        version: int | None = None,
+        as_of: datetime | None = None,
     ) -> QueryResult:
         """Run a read-only query; `gate` is the calling edge's cap on concurrent queries,
         `client_gone` tells the watchdog when the client has left (see `QueryEngine.execute`)
         `who` limits the datasets the query may read to the caller's, and `tag` names the
-        query for `cancel`."""
-        return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who, tag)
+        query for `cancel`. With `version` (or `as_of`, a time: the version current then) the
+        one dataset the query reads is read as it was at that version."""
+        pinned = self._pinned(sql, who, version, as_of) if version is not None or as_of is not None else ()
+        return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who, tag, pinned)
+
+    def _pinned(self, sql: str, who: Identity | None, version: int | None, as_of: datetime | None) -> tuple[Manifest, ...]:
+        if version is not None and as_of is not None:
+            raise InvalidInput("give a version or an as_of time, not both")
+        names = sorted(self.sources(sql, who))
+        if len(names) != 1:
+            read = ", ".join(names) or "no dataset"
+            raise InvalidInput(f"a version applies to a query that reads exactly one dataset; this one reads {read}")
+        live = self.catalog.resolve(names[0])
+        if live is None:
+            raise NotFound(f"dataset {names[0]!r} not found")
+        name = live.name
+        if version is not None:
+            return (self.manifest_at(name, version),)
+        assert as_of is not None
+        moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=timezone.utc)
+        then = [m for m in self.catalog.history(name) if m.updated_at <= moment]
+        if not then or then[-1].deleted:
+            raise NotFound(f"dataset {name!r} did not exist at {moment.isoformat()}")
+        return (then[-1],)
 
     def query_each(
         self,

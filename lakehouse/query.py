@@ -19,6 +19,7 @@ Every query runs under the watchdog (`running.py`): it is stopped at
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -166,7 +167,7 @@ class QueryEngine:
                 self._db.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
                 del self._views[name]
 
-    def _view_sql(self, m: Manifest) -> str:
+    def _view_sql(self, m: Manifest, temporary: bool = False) -> str:
         if m.objects and m.evolved:
             # Objects written before the schema evolved lack new columns or have narrower
             # types: read by name, then cast to the dataset's schema.
@@ -179,7 +180,7 @@ class QueryEngine:
         else:
             columns = ", ".join(f"CAST(NULL AS {duckdb_type_name(f.type)}) AS {_quote(f.name)}" for f in m.schema) or "NULL AS empty"
             source = f"SELECT {columns} WHERE false"
-        return f"CREATE OR REPLACE VIEW {_quote(m.name)} AS {source}"
+        return f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {_quote(m.name)} AS {source}"
 
     # -- statements ------------------------------------------------------------------------
 
@@ -230,12 +231,29 @@ class QueryEngine:
         return (sql, self._generation, who.datasets if who is not None else ())
 
     def relation(
-        self, sql: str, params: Sequence[Any] | None = None, cursor: duckdb.DuckDBPyConnection | None = None, who: Identity | None = None
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        cursor: duckdb.DuckDBPyConnection | None = None,
+        who: Identity | None = None,
+        pinned: Sequence[Manifest] = (),
     ) -> duckdb.DuckDBPyRelation:
-        """Bind a read-only query on a fresh cursor; its schema is known before any row is read."""
+        """Bind a read-only query on a fresh cursor; its schema is known before any row is read.
+
+        `pinned` are older versions of datasets to read instead of the current ones: each
+        becomes a temporary view of this cursor alone, which hides the shared view of that name.
+        """
         cursor = cursor or self.cursor()
         self.sync_views()
         self.check(sql, cursor, who)
+        for m in pinned:
+            try:
+                readable = all(os.path.exists(self.cache.path(o.key)) for o in m.objects)
+            except NotFound:
+                readable = False
+            if not readable:
+                raise NotFound(f"version {m.version} of dataset {m.name!r} is no longer readable: gc collected its objects")
+            cursor.execute(self._view_sql(m, temporary=True))
         try:
             return cursor.sql(sql, params=list(params) if params else None)
         except duckdb.Error as exc:
@@ -250,8 +268,10 @@ class QueryEngine:
         client_gone: Callable[[], bool] | None = None,
         who: Identity | None = None,
         tag: str | None = None,
+        pinned: Sequence[Manifest] = (),
     ) -> "QueryResult":
-        """Run a read-only query and stream its result as Arrow record batches.
+        """Run a read-only query and stream its result as Arrow record batches (`pinned`: older
+        versions of datasets to read, see `relation`).
 
         The query holds a slot of `gate` (the edge's cap) until its reader is exhausted or
         closed, and is stopped by the watchdog at `query.timeout_seconds` or once
@@ -268,7 +288,7 @@ class QueryEngine:
             if gate is not None:
                 gate.release()
             raise
-        batches = self._stream(sql, params, batch_rows, cursor, running, gate, who)
+        batches = self._stream(sql, params, batch_rows, cursor, running, gate, who, pinned)
         schema = next(batches)
         assert isinstance(schema, pa.Schema)
         return QueryResult(schema, batches)  # type: ignore[arg-type]
@@ -282,13 +302,14 @@ class QueryEngine:
         running: RunningQuery,
         gate: Admission | None,
         who: Identity | None,
+        pinned: Sequence[Manifest],
     ) -> Iterator[pa.Schema | pa.RecordBatch]:
         """The schema, then the batches; whatever ends it releases the cursor, the watchdog's
         entry and the edge's slot (a generator's `finally` also runs when it is dropped)."""
         outcome, rows = "closed", 0  # unless it ends or fails: the reader stopped early
         try:
             try:
-                relation = self.relation(sql, params, cursor, who)
+                relation = self.relation(sql, params, cursor, who, pinned)
                 if running.reason:
                     raise running.failure()
                 reader = relation.to_arrow_reader(batch_rows)

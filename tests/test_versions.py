@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as flight
+import pytest
 
+from lakehouse.errors import NotFound
 from lakehouse.lake import Lake
 from scripts import minio as minio_script
 from tests.processes import server_env
@@ -55,3 +57,31 @@ def test_versions_over_http_flight_and_the_command_line(served: Served, tmp_path
     assert done.returncode == 0, done.stderr
     printed = json.loads(done.stdout)
     assert [(v["version"], v["operation"], v["row_count"], v["objects"]) for v in printed] == [(v["version"], v["operation"], v["row_count"], v["objects"]) for v in listed]
+
+
+def test_a_query_reads_an_older_version_by_number_or_time(lake: Lake) -> None:
+    import datetime as dt
+    import time
+
+    lake.ingest_arrow("tt", pa.table({"id": pa.array([1, 2], pa.int64())}).to_reader())
+    time.sleep(0.05)
+    between = dt.datetime.now(dt.timezone.utc)
+    time.sleep(0.05)
+    lake.ingest_arrow("tt", pa.table({"id": pa.array([3], pa.int64())}).to_reader(), mode="append")
+    lake.ingest_arrow("tt", pa.table({"id": pa.array([9], pa.int64()), "x": ["new"]}).to_reader(), mode="replace")
+    assert lake.query("SELECT * FROM tt ORDER BY id", version=1).read_all().to_pylist() == [{"id": 1}, {"id": 2}]
+    assert lake.query("SELECT count(*) AS n FROM tt", version=2).read_all().to_pylist() == [{"n": 3}]
+    assert lake.query("SELECT count(*) AS n FROM tt", as_of=between).read_all().to_pylist() == [{"n": 2}]
+    assert lake.query("SELECT * FROM tt").read_all().to_pylist() == [{"id": 9, "x": "new"}]  # the current one, unchanged
+    with serving(lake) as running:
+        answer = running.client.post("/v1/sql", json={"sql": "SELECT id FROM tt ORDER BY id", "version": 2})
+        assert answer.json() == [{"id": 1}, {"id": 2}, {"id": 3}]
+        answer = running.client.post("/v1/sql", json={"sql": "SELECT count(*) AS n FROM tt", "as_of": between.isoformat()})
+        assert answer.json() == [{"n": 2}]
+        two = running.client.post("/v1/sql", json={"sql": "SELECT 1", "version": 1})
+        assert two.status_code == 400 and "exactly one dataset" in two.json()["error"]
+        missing = running.client.post("/v1/sql", json={"sql": "SELECT * FROM tt", "version": 42})
+        assert missing.status_code == 404
+    lake.gc()
+    with pytest.raises(NotFound, match="no longer readable: gc collected its objects"):
+        lake.query("SELECT * FROM tt", version=1).read_all()
