@@ -33,6 +33,11 @@ def _manifest(lake: Lake, body: str) -> object:
     return lake.manifest_answer(lake.manifest(body.strip()))
 
 
+def _compact(lake: Lake, body: str) -> object:
+    name, _, order_by = body.strip().partition(" ")
+    return lake.manifest_answer(lake.compact(name, order_by.strip() or None))
+
+
 def _versions(lake: Lake, body: str) -> object:
     return lake.versions(body.strip())
 
@@ -47,6 +52,7 @@ ACTIONS: dict[str, tuple[str, Callable[[Lake, str], object], str]] = {
     "drop": ("Drop a dataset; body: its name.", _drop, WRITE),
     "manifest": ("A dataset's latest manifest, with its Iceberg metadata location; body: its name.", _manifest, READ),
     "versions": ("A dataset's committed versions, oldest first; body: its name.", _versions, READ),
+    "compact": ("Rewrite a dataset's objects into few large ones; body: its name, optionally a space and a column to sort by.", _compact, WRITE),
     "refresh": ("Re-read the catalog from storage now (other servers' commits).", _refresh, READ),
 }
 
@@ -58,6 +64,6 @@ def run(lake: Lake, action: str, body: bytes, who: Identity) -> bytes:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"{action}: the body must be UTF-8 text") from None
-    if action in ("drop", "manifest", "versions"):
-        who.require_dataset(text.strip())
+    if action in ("drop", "manifest", "versions", "compact"):
+        who.require_dataset(text.strip().partition(" ")[0])
     return json.dumps(handler(lake, text)).encode()

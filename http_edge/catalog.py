@@ -95,6 +95,21 @@ class CatalogController(Controller):
         request.user.require_dataset(name)
         return {"dropped": lake.drop(name).to_json()}
 
+    @post(
+        "/compact/{name:str}",
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        guards=[needs(WRITE, "compact datasets")],
+        responses=error_responses(400, 401, 403, 404, 409, 503),
+        description="Rewrite the dataset's objects into few large ones (sorted by order_by, kept for later compactions), as a new version.",
+    )
+    def compact(
+        self, name: FromPath[str], request: Request[Any, Any, Any], lake: NamedDependency[Lake],
+        order_by: Annotated[str | None, QueryParameter(description="a column to sort the rows by")] = None,
+    ) -> dict[str, Any]:
+        request.user.require_dataset(name)
+        return lake.manifest_answer(lake.compact(name, order_by))
+
     @get(
         "/versions/{name:str}",
         sync_to_thread=True,

@@ -76,6 +76,11 @@ class Manifest:
     evolved: bool = False
     """The schema evolved since the objects were first written: objects may have older
     schemas (fewer columns, narrower types), read by column name through this one."""
+    operation: str = ""
+    """What made this version: create, append, evolve, replace, compact, drop ("" in
+    manifests written before it was recorded: `Lake.versions` works it out)."""
+    sort_key: str | None = None
+    """The column compaction orders rows by, kept for the next compactions."""
 
     def commit_of(self, key: str) -> KeyedCommit | None:
         """The commit made with idempotency key `key`, if it is among the recent ones."""
@@ -155,6 +160,8 @@ _MANIFEST_SCHEMA = pa.schema(
             False,
         ),
         pa.field("evolved", pa.bool_(), False),
+        pa.field("operation", pa.string(), False),
+        pa.field("sort_key", pa.string(), True),
     ]
 )
 
@@ -172,6 +179,8 @@ def encode_manifest(m: Manifest) -> bytes:
         "deleted": [m.deleted],
         "keyed": [[{"key": c.key, "version": c.version, "rows": c.rows} for c in m.keyed]],
         "evolved": [m.evolved],
+        "operation": [m.operation],
+        "sort_key": [m.sort_key],
     }
     schema_blob = base64.b64encode(m.schema.serialize().to_pybytes())
     table = pa.table(row, schema=_MANIFEST_SCHEMA.with_metadata({_SCHEMA_KEY: schema_blob}))
@@ -197,6 +206,8 @@ def decode_manifest(data: bytes) -> Manifest:
         deleted=row["deleted"],
         keyed=tuple(KeyedCommit(c["key"], c["version"], c["rows"]) for c in row.get("keyed") or ()),
         evolved=bool(row.get("evolved")),
+        operation=row.get("operation") or "",
+        sort_key=row.get("sort_key"),
     )
 
 
@@ -303,7 +314,15 @@ class Catalog:
         return self.commit(name, schema, (), "register")
 
     def commit(
-        self, name: str, schema: pa.Schema, objects: Iterable[DataObject], mode: str, idempotency_key: str | None = None, evolve: bool = False
+        self,
+        name: str,
+        schema: pa.Schema,
+        objects: Iterable[DataObject],
+        mode: str,
+        idempotency_key: str | None = None,
+        evolve: bool = False,
+        replaces: frozenset[str] = frozenset(),
+        sort_key: str | None = None,
     ) -> Manifest:
         """Make `objects` part of dataset `name` according to `mode`, atomically.
 
@@ -311,6 +330,8 @@ class Catalog:
         schema), `replace` (the objects become the whole dataset), `create_append`, and
         `register` (create empty, or return the existing dataset of the same schema). With
         `evolve`, an append of another schema evolves the dataset's (`evolution.merge`).
+        `compact` puts `objects` in place of the objects `replaces`, keeping whatever was
+        appended meanwhile (see `_compacted`).
 
         The objects must exist: one deleted meanwhile (by `gc`, after its writer's lease was
         lost) fails the commit instead of publishing a dataset that cannot be read. With an
@@ -322,7 +343,7 @@ class Catalog:
         if any(not f.name for f in schema):
             # DuckDB cannot name a view column "": the view would break every later query.
             raise InvalidInput(f"dataset {name!r}: every column needs a non-empty name")
-        if mode not in MODES + ("register",):
+        if mode not in MODES + ("register", "compact"):
             raise InvalidInput(f"unknown mode {mode!r}: expected one of {', '.join(MODES)}")
         objects = tuple(objects)
         fingerprint = schema_fingerprint(schema)
@@ -335,7 +356,7 @@ class Catalog:
                     raise Conflict(f"dataset {name!r} clashes with existing dataset {live.name!r}: names are case-insensitive in SQL")
                 if live is not None and idempotency_key is not None and (done := live.commit_of(idempotency_key)) is not None:
                     raise Replayed(done, live)
-                manifest = self._next(name, schema, fingerprint, objects, mode, live, current.version if current else 0, evolve)
+                manifest = self._next(name, schema, fingerprint, objects, mode, live, current.version if current else 0, evolve, replaces, sort_key)
                 if manifest is live:
                     return manifest
                 if idempotency_key is not None:
@@ -368,13 +389,15 @@ class Catalog:
         live: Manifest | None,
         version: int,
         evolve: bool = False,
+        replaces: frozenset[str] = frozenset(),
+        sort_key: str | None = None,
     ) -> Manifest:
         """The manifest a commit would write, or `live` itself when nothing needs writing."""
         now = datetime.now(timezone.utc)
         if live is None:
-            if mode == "append":
-                raise NotFound(f"dataset {name!r} not found: cannot append")
-            return Manifest(uuid.uuid4().hex, name, fingerprint, objects, now, now, sum(o.row_count for o in objects), version + 1, schema)
+            if mode in ("append", "compact"):
+                raise NotFound(f"dataset {name!r} not found: cannot {mode}")
+            return Manifest(uuid.uuid4().hex, name, fingerprint, objects, now, now, sum(o.row_count for o in objects), version + 1, schema, operation="create")
         if mode == "create":
             raise Conflict(f"dataset {name!r} already exists")
         if mode == "register":
@@ -384,8 +407,10 @@ class Catalog:
         if mode == "replace":
             return replace(
                 live, schema_fingerprint=fingerprint, schema=schema, objects=objects, updated_at=now,
-                row_count=sum(o.row_count for o in objects), version=version + 1, evolved=False,
+                row_count=sum(o.row_count for o in objects), version=version + 1, evolved=False, operation="replace",
             )
+        if mode == "compact":
+            return _compacted(live, objects, replaces, sort_key, now, version + 1)
         evolved = live.evolved
         if live.schema_fingerprint != fingerprint:
             if not evolve:
@@ -397,6 +422,7 @@ class Catalog:
         return replace(
             live, objects=merged, updated_at=now, row_count=live.row_count + sum(o.row_count for o in objects), version=version + 1,
             schema=schema if evolved else live.schema, schema_fingerprint=fingerprint if evolved else live.schema_fingerprint, evolved=evolved,
+            operation="evolve" if fingerprint != live.schema_fingerprint else "append",
         )
 
     def _committed(self, manifest: Manifest, previous: Manifest | None) -> None:
@@ -409,7 +435,7 @@ class Catalog:
         with self._lock:
             current = self.get(name)
             for _ in range(_COMMIT_ATTEMPTS):
-                tomb = replace(current, objects=(), row_count=0, deleted=True, version=current.version + 1, updated_at=datetime.now(timezone.utc))
+                tomb = replace(current, objects=(), row_count=0, deleted=True, version=current.version + 1, updated_at=datetime.now(timezone.utc), operation="drop")
                 try:
                     self.store.put_if_absent(_version_key(name, tomb.version), encode_manifest(tomb))
                 except Conflict:
@@ -449,6 +475,21 @@ class Catalog:
         for key in expired:
             self.store.delete(key)
         return removed
+
+
+def _compacted(live: Manifest, objects: tuple[DataObject, ...], replaces: frozenset[str], sort_key: str | None, now: datetime, version: int) -> Manifest:
+    """`live` with `objects` in place of the objects in `replaces`. What was appended while the
+    compaction ran stays, after them; if any replaced object left the dataset meanwhile (a
+    replace, another compaction), the rewrite no longer matches and is refused."""
+    keys = {o.key for o in live.objects}
+    if not replaces <= keys:
+        raise Conflict(f"dataset {live.name!r} changed while it was compacted (objects were replaced); nothing was committed, compact again")
+    kept = tuple(o for o in live.objects if o.key not in replaces)
+    merged = objects + kept
+    return replace(
+        live, objects=merged, updated_at=now, row_count=sum(o.row_count for o in merged), version=version, operation="compact",
+        sort_key=sort_key if sort_key is not None else live.sort_key,
+    )
 
 
 def new_object_key(name: str, lease: str) -> str:

@@ -412,6 +412,23 @@ def drop(ctx: click.Context, name: str) -> None:
 @cli.command()
 @_config_option
 @click.argument("name")
+@click.option("--order-by", metavar="COLUMN", help="sort the rows by this column (kept for later compactions)")
+@click.pass_context
+def compact(ctx: click.Context, name: str, order_by: str | None) -> None:
+    """Rewrite dataset NAME's objects into few large ones, as a new version with the same rows."""
+    lake = _open_lake(_config(ctx), create=False)
+    try:
+        before = lake.manifest(name)
+        after = lake.compact(name, order_by)
+        _err.print(f"{name}: {len(before.objects)} objects -> {len(after.objects)} (version {after.version})", markup=False)
+        click.echo(json.dumps(lake.versions(name)[-1]))
+    finally:
+        lake.close()
+
+
+@cli.command()
+@_config_option
+@click.argument("name")
 @click.pass_context
 def versions(ctx: click.Context, name: str) -> None:
     """Dataset NAME's committed versions as JSON: version, time, operation, rows, objects."""

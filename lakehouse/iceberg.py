@@ -302,7 +302,7 @@ class Iceberg:
         with write_manifest_list(2, self.io.new_output(manifest_list), snapshot_id, parent.snapshot_id if parent else None, sequence, _AVRO) as writer:
             writer.add_manifests(manifests)
         summary = Summary(
-            operation=Operation.APPEND if appended or parent is None else Operation.OVERWRITE,
+            operation=Operation.APPEND if appended or parent is None else Operation.REPLACE if m.operation == "compact" else Operation.OVERWRITE,
             **{"added-data-files": str(len(added)), "added-records": str(sum(o.row_count for o in added)), "total-records": str(m.row_count),
                "total-data-files": str(len(m.objects)), "lakehouse.version": str(m.version)},
         )

@@ -21,6 +21,7 @@ from lakehouse.admission import Admission
 from lakehouse.auth import ADMIN, Authenticator, Identity
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, validate_name
+from lakehouse.compaction import compact
 from lakehouse.config import Config
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound
 from lakehouse.formats import ReadContext, ReadOptions, format_for, read_upload
@@ -260,6 +261,11 @@ class Lake:
     def datasets(self) -> list[Manifest]:
         return self.catalog.list()
 
+    def compact(self, name: str, order_by: str | None = None) -> Manifest:
+        """Rewrite the dataset's objects into few large ones (sorted by `order_by`, kept as
+        its sort key, or by the key it has) as a new version with the same rows."""
+        return compact(self.catalog, self.cache, self.query_engine, self.config.ingest, name, order_by)
+
     def manifest_at(self, name: str, version: int) -> Manifest:
         """Version `version` of dataset `name` as it was committed; `NotFound` if there is none."""
         manifest = self.catalog.read_version(validate_name(name), version)
@@ -270,9 +276,9 @@ class Lake:
     def versions(self, name: str) -> list[dict[str, Any]]:
         """The dataset's versions, oldest first: number, time, operation, rows, objects.
 
-        The operation is read off each version and the one before it: `create` (a new dataset),
-        `append` (the objects before are kept; `evolve` when the schema changed too), `replace`
-        (anything else), `drop`.
+        The operation is the one each commit recorded (create, append, evolve, replace,
+        compact, drop); for versions written before commits recorded it, it is read off the
+        version and the one before it.
         """
         history = self.catalog.history(validate_name(name))
         if not history:
@@ -281,7 +287,7 @@ class Lake:
         for before, m in zip([None, *history], history):
             answers.append(
                 {
-                    "version": m.version, "operation": _operation(before, m), "committed_at": m.updated_at.isoformat(),
+                    "version": m.version, "operation": m.operation or _operation(before, m), "committed_at": m.updated_at.isoformat(),
                     "row_count": m.row_count, "objects": len(m.objects), "bytes": m.total_bytes, "dataset_id": m.dataset_id,
                 }
             )

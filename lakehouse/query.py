@@ -52,11 +52,13 @@ _READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 
 
-def _quote(identifier: str) -> str:
+def quote_name(identifier: str) -> str:
+    """An identifier as SQL text, whatever characters it holds."""
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """A string as an SQL literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -75,10 +77,10 @@ class QueryEngine:
         # GLOBAL: each request's cursor is a session of its own, which a plain SET would not reach,
         # and timestamps would come back as Etc/UTC while the catalog says UTC.
         self._db.execute("SET GLOBAL TimeZone='UTC'")
-        self._db.execute(f"SET temp_directory={_literal(str(tmp))}")
+        self._db.execute(f"SET temp_directory={sql_literal(str(tmp))}")
         if config.threads:
             self._db.execute(f"SET threads={int(config.threads)}")
-        self._db.execute(f"SET allowed_directories=[{', '.join(_literal(a) for a in allowed)}]")
+        self._db.execute(f"SET allowed_directories=[{', '.join(sql_literal(a) for a in allowed)}]")
         self._db.execute("SET enable_external_access=false")
         self._db.execute("SET lock_configuration=true")
         self._views: dict[str, str] = {}
@@ -161,26 +163,30 @@ class QueryEngine:
                         # One unreadable dataset must not take every other query down with it;
                         # it stays unqueryable until its manifest changes.
                         log.error("cannot build the view of dataset %s (%s): %s", name, m.etag, exc)
-                        self._db.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
+                        self._db.execute(f"DROP VIEW IF EXISTS {quote_name(name)}")
                     self._views[name] = m.etag
             for name in [n for n in self._views if n not in manifests]:
-                self._db.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
+                self._db.execute(f"DROP VIEW IF EXISTS {quote_name(name)}")
                 del self._views[name]
 
     def _view_sql(self, m: Manifest, temporary: bool = False) -> str:
+        return f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {quote_name(m.name)} AS {self.source_sql(m)}"
+
+    def source_sql(self, m: Manifest) -> str:
+        """A SELECT of every row of the version `m` (downloads its objects into the cache)."""
         if m.objects and m.evolved:
             # Objects written before the schema evolved lack new columns or have narrower
             # types: read by name, then cast to the dataset's schema.
-            paths = ", ".join(_literal(self.cache.path(o.key)) for o in m.objects)
+            paths = ", ".join(sql_literal(self.cache.path(o.key)) for o in m.objects)
             columns = ", ".join(_evolved_column(f) for f in m.schema)
             source = f"SELECT {columns} FROM read_parquet([{paths}], union_by_name = true)"
         elif m.objects:
-            paths = ", ".join(_literal(self.cache.path(o.key)) for o in m.objects)
+            paths = ", ".join(sql_literal(self.cache.path(o.key)) for o in m.objects)
             source = f"SELECT * FROM read_parquet([{paths}])"
         else:
-            columns = ", ".join(f"CAST(NULL AS {duckdb_type_name(f.type)}) AS {_quote(f.name)}" for f in m.schema) or "NULL AS empty"
+            columns = ", ".join(f"CAST(NULL AS {duckdb_type_name(f.type)}) AS {quote_name(f.name)}" for f in m.schema) or "NULL AS empty"
             source = f"SELECT {columns} WHERE false"
-        return f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {_quote(m.name)} AS {source}"
+        return source
 
     # -- statements ------------------------------------------------------------------------
 
@@ -470,8 +476,8 @@ def _user_error(exc: duckdb.Error) -> LakehouseError:
 def _evolved_column(f: pa.Field) -> str:
     """A column of an evolved dataset's view: cast to its type when evolution can change it."""
     if pa.types.is_nested(f.type) or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
-        return _quote(f.name)  # evolution never changes these
-    return f"CAST({_quote(f.name)} AS {duckdb_type_name(f.type)}) AS {_quote(f.name)}"
+        return quote_name(f.name)  # evolution never changes these
+    return f"CAST({quote_name(f.name)} AS {duckdb_type_name(f.type)}) AS {quote_name(f.name)}"
 
 
 def duckdb_type_name(t: pa.DataType) -> str:

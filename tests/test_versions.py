@@ -85,3 +85,65 @@ def test_a_query_reads_an_older_version_by_number_or_time(lake: Lake) -> None:
     lake.gc()
     with pytest.raises(NotFound, match="no longer readable: gc collected its objects"):
         lake.query("SELECT * FROM tt", version=1).read_all()
+
+
+def test_compaction_keeps_every_row_and_the_version_before(lake: Lake) -> None:
+    import random
+
+    rows = []
+    lake.ingest_arrow("many", pa.table({"id": pa.array([], pa.int64()), "v": pa.array([], pa.string())}).to_reader())
+    order = list(range(120))
+    random.Random(7).shuffle(order)
+    for n in order:
+        batch = pa.table({"id": pa.array(range(n * 100, n * 100 + 100), pa.int64()), "v": [f"r{i}" for i in range(n * 100, n * 100 + 100)]})
+        rows.extend(batch.to_pylist())
+        lake.ingest_arrow("many", batch.to_reader(), mode="append")
+    before = lake.manifest("many")
+    assert len(before.objects) == 120
+    compacted = lake.compact("many", order_by="id")
+    assert len(compacted.objects) <= 2 and compacted.row_count == 12_000 and compacted.sort_key == "id"
+    assert lake.versions("many")[-1]["operation"] == "compact"
+    got = lake.query("SELECT * FROM many ORDER BY id").read_all().to_pylist()
+    assert got == sorted(rows, key=lambda r: r["id"])
+    assert lake.query("SELECT count(*) AS n FROM many", version=before.version).read_all().to_pylist() == [{"n": 12_000}]
+    stored = pa.Table.from_batches(list(__import__("pyarrow.parquet", fromlist=["ParquetFile"]).ParquetFile(lake.cache.path(compacted.objects[0].key)).iter_batches()))
+    assert stored.column("id").to_pylist() == sorted(stored.column("id").to_pylist())  # clustered by the key
+
+
+def test_appends_during_a_compaction_are_kept(lake: Lake) -> None:
+    import threading
+
+    for n in range(30):
+        lake.ingest_arrow("busy", pa.table({"id": pa.array(range(n * 10, n * 10 + 10), pa.int64())}).to_reader(), mode="create_append")
+    appended = []
+
+    def append() -> None:
+        for n in range(100, 120):
+            lake.ingest_arrow("busy", pa.table({"id": pa.array(range(n * 10, n * 10 + 10), pa.int64())}).to_reader(), mode="append")
+            appended.extend(range(n * 10, n * 10 + 10))
+
+    worker = threading.Thread(target=append)
+    worker.start()
+    lake.compact("busy")
+    worker.join()
+    ids = [r["id"] for r in lake.query("SELECT id FROM busy ORDER BY id").read_all().to_pylist()]
+    assert ids == sorted(list(range(300)) + appended) and len(ids) == len(set(ids))
+
+
+def test_compaction_over_http_flight_and_the_command_line(served: Served, tmp_path: Path) -> None:
+    for n in range(6):
+        put(served.client(), flight.FlightDescriptor.for_path("parts", "create_append"), pa.table({"id": pa.array([n], pa.int64())}))
+    answer = json.loads(next(iter(served.client().do_action(flight.Action("compact", b"parts id")))).body.to_pybytes())
+    assert len(answer["objects"]) == 1 and answer["row_count"] == 6
+    put(served.client(), flight.FlightDescriptor.for_path("parts", "append"), pa.table({"id": pa.array([6], pa.int64())}))
+    with serving(served.lake) as running:
+        compacted = running.client.post("/catalog/compact/parts").json()
+        assert len(compacted["objects"]) == 1 and compacted["row_count"] == 7
+    put(served.client(), flight.FlightDescriptor.for_path("parts", "append"), pa.table({"id": pa.array([7], pa.int64())}))
+    env = server_env(tmp_path, served.lake.config.storage.uri)
+    env["LAKEHOUSE_STORAGE_CACHE_DIR"] = str(tmp_path / "cli-cache")
+    if served.lake.config.storage.uri.startswith("s3://"):
+        env.update(LAKEHOUSE_STORAGE_ENDPOINT=served.lake.config.storage.endpoint, AWS_ACCESS_KEY_ID=minio_script.ACCESS_KEY, AWS_SECRET_ACCESS_KEY=minio_script.SECRET_KEY)
+    done = subprocess.run([sys.executable, "-m", "lakehouse", "compact", "parts", "--order-by", "id"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["operation"] == "compact" and "2 objects -> 1" in done.stderr
