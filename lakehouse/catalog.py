@@ -449,10 +449,36 @@ class Catalog:
                 return current
         raise Busy(f"dataset {name!r} is being changed by other writers; try again", retry_after=1.0)
 
-    def gc(self, grace_seconds: float, before_delete: Callable[[list[str], datetime], None] | None = None) -> list[str]:
-        """Delete objects under `datasets/` that no manifest references, that no live lease
-        protects and that are older than the grace period. `before_delete` is told the keys
-        and the cutoff time first (what else points at them lets go of them: Iceberg).
+    def retained(self, name: str, retain_versions: int = 1, retain_seconds: float = 0.0) -> list[Manifest]:
+        """The versions of a live dataset that `gc` keeps readable, newest first: its latest
+        `retain_versions`, and any that was still current `retain_seconds` ago."""
+        latest = self.resolve(name)
+        if latest is None:
+            return []
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=retain_seconds)
+        kept = [latest]
+        successor = latest
+        for version in range(latest.version - 1, 0, -1):
+            if len(kept) >= retain_versions and (retain_seconds <= 0 or successor.updated_at < cutoff):
+                break
+            m = self.read_version(latest.name, version)
+            if m is None or m.deleted or m.dataset_id != latest.dataset_id:
+                break
+            kept.append(m)
+            successor = m
+        return kept
+
+    def gc(
+        self,
+        grace_seconds: float,
+        before_delete: Callable[[list[str], datetime], None] | None = None,
+        retain_versions: int = 1,
+        retain_seconds: float = 0.0,
+    ) -> list[str]:
+        """Delete objects under `datasets/` that no retained version references (`retained`),
+        that no live lease protects and that are older than the grace period. `before_delete`
+        is told the keys and the cutoff time first (what else points at them lets go of them:
+        Iceberg).
 
         The order of the reads matters: objects first, then leases, then manifests. An object
         listed in the first step was written under a lease taken before it; if that lease is
@@ -463,7 +489,11 @@ class Catalog:
         live, expired = self.leases.survey()
         self.reload()
         with self._lock:
-            referenced = {o.key for m in self._latest.values() for o in m.objects}
+            latest = list(self._latest.values())
+        referenced = {o.key for m in latest for o in m.objects}
+        if retain_versions > 1 or retain_seconds > 0:
+            for m in latest:
+                referenced.update(o.key for kept in self.retained(m.name, retain_versions, retain_seconds) for o in kept.objects)
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace_seconds)
         doomed = [i.key for i in objects if i.key not in referenced and lease_of(i.key) not in live and i.last_modified <= cutoff]
         if before_delete is not None:

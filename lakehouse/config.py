@@ -65,6 +65,10 @@ class IngestConfig:
 class CatalogConfig:
     gc_grace_seconds: float = 3600.0
     lease_seconds: float = 60.0
+    retain_versions: int = 1
+    """How many of a dataset's latest versions `gc` keeps readable (1: the current one only)."""
+    retain_seconds: float = 0.0
+    """Also keep every version that was current within this many seconds."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,8 @@ def _validate(name: str, section: Any) -> None:
             raise ConfigError(f"config key {name}.port must be between 0 and 65535, got {value}", {"key": f"{name}.port"})
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"config key {name}.{f.name} must not be negative, got {value}", {"key": f"{name}.{f.name}"})
+    if name == "catalog" and section.retain_versions < 1:
+        raise ConfigError("config key catalog.retain_versions must be at least 1 (the current version)", {"key": "catalog.retain_versions"})
     if name == "tls" and bool(section.cert) != bool(section.key):
         raise ConfigError("config keys tls.cert and tls.key go together: give both or neither", {"key": "tls.cert"})
     if name == "tls" and section.client_ca and not section.cert:

@@ -276,19 +276,23 @@ class Lake:
     def versions(self, name: str) -> list[dict[str, Any]]:
         """The dataset's versions, oldest first: number, time, operation, rows, objects.
 
-        The operation is the one each commit recorded (create, append, evolve, replace,
+        `retained` says whether `gc` keeps the version readable (`catalog.retain_versions`,
+        `retain_seconds`); an expired one may already be gone. The operation is the one each commit recorded (create, append, evolve, replace,
         compact, drop); for versions written before commits recorded it, it is read off the
         version and the one before it.
         """
         history = self.catalog.history(validate_name(name))
         if not history:
             raise NotFound(f"dataset {name!r} not found")
+        retention = self.config.catalog
+        kept = {m.version for m in self.catalog.retained(name, retention.retain_versions, retention.retain_seconds)}
         answers = []
         for before, m in zip([None, *history], history):
             answers.append(
                 {
                     "version": m.version, "operation": m.operation or _operation(before, m), "committed_at": m.updated_at.isoformat(),
                     "row_count": m.row_count, "objects": len(m.objects), "bytes": m.total_bytes, "dataset_id": m.dataset_id,
+                    "retained": m.version in kept,
                 }
             )
         return answers
@@ -306,7 +310,8 @@ class Lake:
         `Catalog.gc`), also from the local cache. `catalog.gc_grace_seconds` is a floor: a
         request may ask for a longer grace, never a shorter one."""
         grace = max(self.config.catalog.gc_grace_seconds, grace_seconds or 0.0)
-        removed = self.catalog.gc(grace, self.iceberg.expire)
+        retention = self.config.catalog
+        removed = self.catalog.gc(grace, self.iceberg.expire, retention.retain_versions, retention.retain_seconds)
         for key in removed:
             self.cache.evict(key)
         return removed

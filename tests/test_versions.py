@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from lakehouse.config import Config
 from lakehouse.errors import NotFound
 from lakehouse.lake import Lake
 from scripts import minio as minio_script
@@ -147,3 +148,28 @@ def test_compaction_over_http_flight_and_the_command_line(served: Served, tmp_pa
     done = subprocess.run([sys.executable, "-m", "lakehouse", "compact", "parts", "--order-by", "id"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["operation"] == "compact" and "2 objects -> 1" in done.stderr
+
+
+def test_gc_keeps_exactly_what_the_retained_versions_need(config: Config) -> None:
+    import dataclasses
+
+    from tests.conftest import MINIO_SECRETS
+
+    retaining = dataclasses.replace(config, catalog=dataclasses.replace(config.catalog, retain_versions=3))
+    lake = Lake.open(retaining, MINIO_SECRETS)
+    try:
+        lake.ingest_arrow("kept", pa.table({"id": pa.array([1], pa.int64())}).to_reader())
+        for n in range(2, 6):  # each version replaces the one before: its object is needed by it alone
+            lake.ingest_arrow("kept", pa.table({"id": pa.array([n], pa.int64())}).to_reader(), mode="replace")
+        needed = {o.key for v in (3, 4, 5) for o in lake.manifest_at("kept", v).objects}
+        only_old = {o.key for v in (1, 2) for o in lake.manifest_at("kept", v).objects}
+        removed = set(lake.gc())
+        assert removed == only_old
+        assert needed <= {o.key for o in lake.store.list("datasets/")}
+        assert [v["retained"] for v in lake.versions("kept")] == [False, False, True, True, True]
+        for version in (3, 4, 5):
+            assert lake.query("SELECT id FROM kept", version=version).read_all().to_pylist() == [{"id": version}]
+        with pytest.raises(NotFound, match="no longer readable"):
+            lake.query("SELECT id FROM kept", version=2).read_all()
+    finally:
+        lake.close()
