@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from typing import Iterator, Sequence
 
 import pyarrow as pa
@@ -49,6 +50,22 @@ def _groups(objects: Sequence[DataObject], target_bytes: int) -> list[list[DataO
 
 
 EVOLVE_OPTION = "evolve"
+
+
+def read_target(descriptor: flight.FlightDescriptor) -> tuple[str, int | None, datetime | None]:
+    """The dataset, and the version to read, of `for_path("<name>"[, "version=N" | "as_of=<ISO time>"])`."""
+    parts = [p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in descriptor.path]
+    if len(parts) == 1:
+        return parts[0], None, None
+    option, _, value = parts[1].partition("=") if len(parts) == 2 else ("", "", "")
+    try:
+        if option == "version" and value.isdigit():
+            return parts[0], int(value), None
+        if option == "as_of" and value:
+            return parts[0], None, datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    raise InvalidInput('read a dataset as for_path("<dataset>"), for_path("<dataset>", "version=N") or for_path("<dataset>", "as_of=<ISO 8601 time>")')
 
 
 def path_target(descriptor: flight.FlightDescriptor) -> tuple[str, str | None, bool]:

@@ -61,9 +61,9 @@ class LakeFlightServer(flight.FlightServerBase):
     def get_flight_info(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         who = caller(context)
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
-            name = datasets.path_target(descriptor)[0]
+            name, version, as_of = datasets.read_target(descriptor)
             _read_dataset(who, name)
-            return datasets.dataset_info(self.lake, self.lake.manifest(name))
+            return datasets.dataset_info(self.lake, self.lake.manifest_then(name, version, as_of))
         cmd = _sql_command(descriptor.command)
         if cmd is not None:
             return self.sql.info(cmd, descriptor, who)
@@ -74,9 +74,9 @@ class LakeFlightServer(flight.FlightServerBase):
         who = caller(context)
         who.require(READ, "read schemas")
         if descriptor.descriptor_type == flight.DescriptorType.PATH:
-            name = datasets.path_target(descriptor)[0]
+            name, version, as_of = datasets.read_target(descriptor)
             _read_dataset(who, name)
-            return flight.SchemaResult(self.lake.manifest(name).schema)
+            return flight.SchemaResult(self.lake.manifest_then(name, version, as_of).schema)
         cmd = _sql_command(descriptor.command)
         if cmd is not None:
             return flight.SchemaResult(self.sql.schema(cmd, who))

@@ -339,8 +339,6 @@ class Lake:
         return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who, tag, pinned)
 
     def _pinned(self, sql: str, who: Identity | None, version: int | None, as_of: datetime | None) -> tuple[Manifest, ...]:
-        if version is not None and as_of is not None:
-            raise InvalidInput("give a version or an as_of time, not both")
         names = sorted(self.sources(sql, who))
         if len(names) != 1:
             read = ", ".join(names) or "no dataset"
@@ -348,15 +346,21 @@ class Lake:
         live = self.catalog.resolve(names[0])
         if live is None:
             raise NotFound(f"dataset {names[0]!r} not found")
-        name = live.name
+        return (self.manifest_then(live.name, version, as_of),)
+
+    def manifest_then(self, name: str, version: int | None = None, as_of: datetime | None = None) -> Manifest:
+        """The dataset's manifest at `version`, or the version current at `as_of`, or now."""
+        if version is not None and as_of is not None:
+            raise InvalidInput("give a version or an as_of time, not both")
         if version is not None:
-            return (self.manifest_at(name, version),)
-        assert as_of is not None
+            return self.manifest_at(name, version)
+        if as_of is None:
+            return self.manifest(name)
         moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=timezone.utc)
-        then = [m for m in self.catalog.history(name) if m.updated_at <= moment]
+        then = [m for m in self.catalog.history(validate_name(name)) if m.updated_at <= moment]
         if not then or then[-1].deleted:
             raise NotFound(f"dataset {name!r} did not exist at {moment.isoformat()}")
-        return (then[-1],)
+        return then[-1]
 
     def query_each(
         self,

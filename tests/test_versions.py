@@ -173,3 +173,27 @@ def test_gc_keeps_exactly_what_the_retained_versions_need(config: Config) -> Non
             lake.query("SELECT id FROM kept", version=2).read_all()
     finally:
         lake.close()
+
+
+def test_flight_reads_an_older_version_by_path_option(served: Served) -> None:
+    import datetime as dt
+    import time
+
+    client = served.client()
+    put(client, flight.FlightDescriptor.for_path("fv"), pa.table({"id": pa.array([1, 2], pa.int64())}))
+    time.sleep(0.05)
+    between = dt.datetime.now(dt.timezone.utc)
+    time.sleep(0.05)
+    put(client, flight.FlightDescriptor.for_path("fv", "append"), pa.table({"id": pa.array([3], pa.int64())}))
+
+    def read(*path: str) -> list[int]:
+        info = client.get_flight_info(flight.FlightDescriptor.for_path(*path))
+        return sorted(v for e in info.endpoints for v in client.do_get(e.ticket).read_all().column("id").to_pylist())
+
+    assert read("fv") == [1, 2, 3]
+    assert read("fv", "version=1") == [1, 2]
+    assert read("fv", f"as_of={between.isoformat()}") == [1, 2]
+    with pytest.raises(pa.ArrowKeyError, match="has no version 9"):
+        read("fv", "version=9")
+    with pytest.raises(pa.ArrowInvalid, match="version=N"):
+        read("fv", "version=x")
