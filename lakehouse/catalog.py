@@ -281,6 +281,27 @@ class Catalog:
         keys = sorted(i.key for i in self.store.list(folder) if i.key[len(folder) :].removesuffix(".parquet").isdigit())
         return [decode_manifest(self.store.read_bytes(key)) for key in keys]
 
+    def at(self, name: str, version: int | None = None, as_of: datetime | None = None) -> Manifest:
+        """The dataset's manifest at `version`, or the version current at `as_of`, or now.
+
+        Raises `NotFound` for a version that was never committed or a time the dataset did
+        not exist at."""
+        if version is not None and as_of is not None:
+            raise InvalidInput("give a version or an as_of time, not both")
+        if version is None and as_of is None:
+            return self.get(name)
+        if version is not None:
+            manifest = self.read_version(validate_name(name), version)
+            if manifest is None or manifest.deleted or manifest.name.lower() != name.lower():
+                raise NotFound(f"dataset {name!r} has no version {version}")
+            return manifest
+        assert as_of is not None
+        moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=timezone.utc)
+        then = [m for m in self.history(validate_name(name)) if m.updated_at <= moment]
+        if not then or then[-1].deleted:
+            raise NotFound(f"dataset {name!r} did not exist at {moment.isoformat()}")
+        return then[-1]
+
     def read_version(self, name: str, version: int) -> Manifest | None:
         """Version `version` of dataset `name` as committed, from storage; None if absent."""
         try:

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import pyarrow as pa
@@ -268,10 +268,7 @@ class Lake:
 
     def manifest_at(self, name: str, version: int) -> Manifest:
         """Version `version` of dataset `name` as it was committed; `NotFound` if there is none."""
-        manifest = self.catalog.read_version(validate_name(name), version)
-        if manifest is None or manifest.name.lower() != name.lower():
-            raise NotFound(f"dataset {name!r} has no version {version}")
-        return manifest
+        return self.catalog.at(name, version)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
         """The dataset's versions, oldest first: number, time, operation, rows, objects.
@@ -350,17 +347,7 @@ class Lake:
 
     def manifest_then(self, name: str, version: int | None = None, as_of: datetime | None = None) -> Manifest:
         """The dataset's manifest at `version`, or the version current at `as_of`, or now."""
-        if version is not None and as_of is not None:
-            raise InvalidInput("give a version or an as_of time, not both")
-        if version is not None:
-            return self.manifest_at(name, version)
-        if as_of is None:
-            return self.manifest(name)
-        moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=timezone.utc)
-        then = [m for m in self.catalog.history(validate_name(name)) if m.updated_at <= moment]
-        if not then or then[-1].deleted:
-            raise NotFound(f"dataset {name!r} did not exist at {moment.isoformat()}")
-        return then[-1]
+        return self.catalog.at(name, version, as_of)
 
     def query_each(
         self,

@@ -38,7 +38,7 @@ from lakehouse.catalog import Catalog, Manifest
 from lakehouse.config import QueryConfig
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound, Unavailable
 from lakehouse.running import RunningQuery, Watchdog
-from lakehouse.sandbox import check_tree
+from lakehouse.sandbox import check_tree, time_travels
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ SCHEMA_CACHE_SIZE = 1024
 STALE_RETRY_SECONDS = 1.0
 _READ_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
+
+
+_AT = re.compile(r"\bAT\s*\(", re.IGNORECASE)  # cheap test before a query is parsed for AT clauses
 
 
 def quote_name(identifier: str) -> str:
@@ -169,8 +172,8 @@ class QueryEngine:
                 self._db.execute(f"DROP VIEW IF EXISTS {quote_name(name)}")
                 del self._views[name]
 
-    def _view_sql(self, m: Manifest, temporary: bool = False) -> str:
-        return f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {quote_name(m.name)} AS {self.source_sql(m)}"
+    def _view_sql(self, m: Manifest, temporary: bool = False, name: str | None = None) -> str:
+        return f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {quote_name(name or m.name)} AS {self.source_sql(m)}"
 
     def source_sql(self, m: Manifest) -> str:
         """A SELECT of every row of the version `m` (downloads its objects into the cache)."""
@@ -253,17 +256,38 @@ class QueryEngine:
         self.sync_views()
         self.check(sql, cursor, who)
         for m in pinned:
-            try:
-                readable = all(os.path.exists(self.cache.path(o.key)) for o in m.objects)
-            except NotFound:
-                readable = False
-            if not readable:
-                raise NotFound(f"version {m.version} of dataset {m.name!r} is no longer readable: gc collected its objects")
-            cursor.execute(self._view_sql(m, temporary=True))
+            self._temporary_view(cursor, m, m.name)
+        sql = self._time_travel(sql, cursor)
         try:
             return cursor.sql(sql, params=list(params) if params else None)
         except duckdb.Error as exc:
             raise _user_error(exc) from None
+
+    def _temporary_view(self, cursor: duckdb.DuckDBPyConnection, m: Manifest, name: str) -> None:
+        """Version `m` as a view of this cursor alone, named `name`."""
+        try:
+            readable = all(os.path.exists(self.cache.path(o.key)) for o in m.objects)
+        except NotFound:
+            readable = False
+        if not readable:
+            raise NotFound(f"version {m.version} of dataset {m.name!r} is no longer readable: gc collected its objects")
+        cursor.execute(self._view_sql(m, temporary=True, name=name))
+
+    def _time_travel(self, sql: str, cursor: duckdb.DuckDBPyConnection) -> str:
+        """`sql` with each `name AT (VERSION => n)` (or `TIMESTAMP => t`) reading a temporary
+        view of that version, named `name@n` and aliased back to what the query calls it."""
+        if not _AT.search(sql):
+            return sql
+        tree = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()
+        travels = time_travels(tree[0][0]) if tree else []
+        text = sql.encode()
+        for travel in sorted(travels, key=lambda t: t.start, reverse=True):
+            m = self.catalog.at(travel.table, travel.version, travel.as_of)
+            view = f"{m.name}@{m.version}"
+            self._temporary_view(cursor, m, view)
+            replacement = f"{quote_name(view)} AS {quote_name(travel.alias or travel.table)}".encode()
+            text = text[: travel.start] + replacement + text[travel.start + travel.length :]
+        return text.decode()
 
     def execute(
         self,
@@ -396,7 +420,7 @@ class QueryEngine:
         cursor = self.cursor()
         try:
             self.check(sql, cursor, who)
-            signature = _seam.bind(cursor, sql)
+            signature = _seam.bind(cursor, self._time_travel(sql, cursor))
             names = [name for name, _ in signature.parameters]
             types = [_decided(t) for _, t in signature.parameters]
             parameters = _seam.arrow_schema(cursor, names, types) if names else pa.schema([])

@@ -22,6 +22,7 @@ import functools
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable, Iterable
 
 import duckdb
@@ -111,6 +112,44 @@ def check_tree(serialized: str, views: Iterable[str]) -> frozenset[str]:
             if name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
                 raise InvalidInput(f"refused by the query sandbox: function {name}() is not available")
     return frozenset(read)
+
+
+@dataclass(frozen=True)
+class TimeTravel:
+    """A dataset read as of a version or a time: `FROM sales AT (VERSION => 3)`, or
+    `AT (TIMESTAMP => '2026-01-31 10:00:00+00')`. `start` and `length` are the byte span of the
+    table reference in the query text (alias and AT clause included)."""
+
+    start: int
+    length: int
+    table: str
+    alias: str
+    version: int | None
+    as_of: datetime | None
+
+
+def time_travels(serialized: str) -> list[TimeTravel]:
+    """The AT clauses of a query (`json_serialize_sql` output); their values must be constants."""
+    tree = json.loads(serialized)
+    found = []
+    for node in _nodes(tree):
+        at = node.get("at_clause") if node.get("type") == "BASE_TABLE" else None
+        if not at:
+            continue
+        literal = ((at.get("expr") or {}).get("literal") or {}) if (at.get("expr") or {}).get("class") == "CONSTANT" else {}
+        text, unit = str(literal.get("text", "")), str(at.get("unit", "")).upper()
+        version = as_of = None
+        try:
+            if unit == "VERSION" and text.isdigit():
+                version = int(text)
+            elif unit == "TIMESTAMP" and text:
+                as_of = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        if version is None and as_of is None:
+            raise InvalidInput("AT takes (VERSION => <number>) or (TIMESTAMP => '<ISO 8601 time>') after a dataset name")
+        found.append(TimeTravel(int(node["query_location"]), int(node["query_location_length"]), str(node["table_name"]), str(node.get("alias") or ""), version, as_of))
+    return found
 
 
 def _check_table(node: dict[str, Any], known: set[str]) -> None:

@@ -13,7 +13,7 @@ import pyarrow.flight as flight
 import pytest
 
 from lakehouse.config import Config
-from lakehouse.errors import NotFound
+from lakehouse.errors import InvalidInput, NotFound
 from lakehouse.lake import Lake
 from scripts import minio as minio_script
 from tests.processes import server_env
@@ -197,3 +197,39 @@ def test_flight_reads_an_older_version_by_path_option(served: Served) -> None:
         read("fv", "version=9")
     with pytest.raises(pa.ArrowInvalid, match="version=N"):
         read("fv", "version=x")
+
+
+def test_sql_reads_older_versions_with_at(lake: Lake) -> None:
+    import datetime as dt
+    import time
+
+    lake.ingest_arrow("at_t", pa.table({"id": pa.array([1, 2], pa.int64())}).to_reader())
+    time.sleep(0.05)
+    between = dt.datetime.now(dt.timezone.utc)
+    time.sleep(0.05)
+    lake.ingest_arrow("at_t", pa.table({"id": pa.array([3], pa.int64())}).to_reader(), mode="append")
+
+    def ids(sql: str) -> list[int]:
+        return [r["id"] for r in lake.query(sql).read_all().to_pylist()]
+
+    assert ids("SELECT id FROM at_t AT (VERSION => 1) ORDER BY id") == [1, 2]
+    assert ids(f"SELECT id FROM at_t AT (TIMESTAMP => '{between.isoformat()}') ORDER BY id") == [1, 2]
+    assert ids("SELECT t.id FROM at_t AS t AT (VERSION => 2) WHERE t.id > 1 ORDER BY t.id") == [2, 3]
+    both = lake.query("SELECT (SELECT count(*) FROM at_t AT (VERSION => 1)) AS old, (SELECT count(*) FROM at_t) AS now").read_all().to_pylist()
+    assert both == [{"old": 2, "now": 3}]
+    with pytest.raises(NotFound, match="has no version 7"):
+        lake.query("SELECT * FROM at_t AT (VERSION => 7)").read_all()
+    with pytest.raises(InvalidInput, match="AT takes"):
+        lake.query("SELECT * FROM at_t AT (VERSION => 1 + 1)").read_all()
+
+
+def test_adbc_reads_an_older_version_with_at(served: Served) -> None:
+    import adbc_driver_flightsql.dbapi as dbapi
+
+    put(served.client(), flight.FlightDescriptor.for_path("adbc_at"), pa.table({"id": pa.array([1, 2], pa.int64())}))
+    put(served.client(), flight.FlightDescriptor.for_path("adbc_at", "append"), pa.table({"id": pa.array([3], pa.int64())}))
+    with dbapi.connect(served.uri, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM adbc_at AT (VERSION => 1)")
+        assert cur.fetchall() == [(2,)]
+        cur.execute("SELECT count(*) AS n FROM adbc_at WHERE id > ?", (0,))
+        assert cur.fetchall() == [(3,)]
