@@ -3,19 +3,28 @@ manifest, through the library, HTTP, Flight and the command line."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
+import random
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Callable
 
+import adbc_driver_flightsql.dbapi as dbapi
 import pyarrow as pa
 import pyarrow.flight as flight
+import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.config import Config
 from lakehouse.errors import InvalidInput, NotFound
 from lakehouse.lake import Lake
 from scripts import minio as minio_script
+from tests.conftest import MINIO_SECRETS
 from tests.processes import server_env
 from tests.test_flight import Served, put, serve, served  # noqa: F401  (fixtures)
 from tests.test_http import serving
@@ -28,6 +37,16 @@ def history(lake: Lake) -> None:
     lake.ingest_arrow("h", pa.table({"id": pa.array([9], pa.int64())}).to_reader(), mode="replace")
     lake.drop("h")
     lake.ingest_arrow("h", pa.table({"id": pa.array([5], pa.int64())}).to_reader())
+
+
+def two_versions(commit: Callable[[pa.Table, str], object]) -> dt.datetime:
+    """Commit ids 1, 2 then (appended) 3; a time between the two commits."""
+    commit(pa.table({"id": pa.array([1, 2], pa.int64())}), "create")
+    time.sleep(0.05)
+    between = dt.datetime.now(dt.timezone.utc)
+    time.sleep(0.05)
+    commit(pa.table({"id": pa.array([3], pa.int64())}), "append")
+    return between
 
 
 def test_versions_list_each_commit_with_its_operation(lake: Lake) -> None:
@@ -61,14 +80,7 @@ def test_versions_over_http_flight_and_the_command_line(served: Served, tmp_path
 
 
 def test_a_query_reads_an_older_version_by_number_or_time(lake: Lake) -> None:
-    import datetime as dt
-    import time
-
-    lake.ingest_arrow("tt", pa.table({"id": pa.array([1, 2], pa.int64())}).to_reader())
-    time.sleep(0.05)
-    between = dt.datetime.now(dt.timezone.utc)
-    time.sleep(0.05)
-    lake.ingest_arrow("tt", pa.table({"id": pa.array([3], pa.int64())}).to_reader(), mode="append")
+    between = two_versions(lambda rows, mode: lake.ingest_arrow("tt", rows.to_reader(), mode=mode))
     lake.ingest_arrow("tt", pa.table({"id": pa.array([9], pa.int64()), "x": ["new"]}).to_reader(), mode="replace")
     assert lake.query("SELECT * FROM tt ORDER BY id", version=1).read_all().to_pylist() == [{"id": 1}, {"id": 2}]
     assert lake.query("SELECT count(*) AS n FROM tt", version=2).read_all().to_pylist() == [{"n": 3}]
@@ -89,8 +101,6 @@ def test_a_query_reads_an_older_version_by_number_or_time(lake: Lake) -> None:
 
 
 def test_compaction_keeps_every_row_and_the_version_before(lake: Lake) -> None:
-    import random
-
     rows = []
     lake.ingest_arrow("many", pa.table({"id": pa.array([], pa.int64()), "v": pa.array([], pa.string())}).to_reader())
     order = list(range(120))
@@ -107,13 +117,11 @@ def test_compaction_keeps_every_row_and_the_version_before(lake: Lake) -> None:
     got = lake.query("SELECT * FROM many ORDER BY id").read_all().to_pylist()
     assert got == sorted(rows, key=lambda r: r["id"])
     assert lake.query("SELECT count(*) AS n FROM many", version=before.version).read_all().to_pylist() == [{"n": 12_000}]
-    stored = pa.Table.from_batches(list(__import__("pyarrow.parquet", fromlist=["ParquetFile"]).ParquetFile(lake.cache.path(compacted.objects[0].key)).iter_batches()))
+    stored = pq.read_table(lake.cache.path(compacted.objects[0].key))
     assert stored.column("id").to_pylist() == sorted(stored.column("id").to_pylist())  # clustered by the key
 
 
 def test_appends_during_a_compaction_are_kept(lake: Lake) -> None:
-    import threading
-
     for n in range(30):
         lake.ingest_arrow("busy", pa.table({"id": pa.array(range(n * 10, n * 10 + 10), pa.int64())}).to_reader(), mode="create_append")
     appended = []
@@ -151,10 +159,6 @@ def test_compaction_over_http_flight_and_the_command_line(served: Served, tmp_pa
 
 
 def test_gc_keeps_exactly_what_the_retained_versions_need(config: Config) -> None:
-    import dataclasses
-
-    from tests.conftest import MINIO_SECRETS
-
     retaining = dataclasses.replace(config, catalog=dataclasses.replace(config.catalog, retain_versions=3))
     lake = Lake.open(retaining, MINIO_SECRETS)
     try:
@@ -176,15 +180,8 @@ def test_gc_keeps_exactly_what_the_retained_versions_need(config: Config) -> Non
 
 
 def test_flight_reads_an_older_version_by_path_option(served: Served) -> None:
-    import datetime as dt
-    import time
-
     client = served.client()
-    put(client, flight.FlightDescriptor.for_path("fv"), pa.table({"id": pa.array([1, 2], pa.int64())}))
-    time.sleep(0.05)
-    between = dt.datetime.now(dt.timezone.utc)
-    time.sleep(0.05)
-    put(client, flight.FlightDescriptor.for_path("fv", "append"), pa.table({"id": pa.array([3], pa.int64())}))
+    between = two_versions(lambda rows, mode: put(client, flight.FlightDescriptor.for_path("fv", mode), rows))
 
     def read(*path: str) -> list[int]:
         info = client.get_flight_info(flight.FlightDescriptor.for_path(*path))
@@ -200,14 +197,7 @@ def test_flight_reads_an_older_version_by_path_option(served: Served) -> None:
 
 
 def test_sql_reads_older_versions_with_at(lake: Lake) -> None:
-    import datetime as dt
-    import time
-
-    lake.ingest_arrow("at_t", pa.table({"id": pa.array([1, 2], pa.int64())}).to_reader())
-    time.sleep(0.05)
-    between = dt.datetime.now(dt.timezone.utc)
-    time.sleep(0.05)
-    lake.ingest_arrow("at_t", pa.table({"id": pa.array([3], pa.int64())}).to_reader(), mode="append")
+    between = two_versions(lambda rows, mode: lake.ingest_arrow("at_t", rows.to_reader(), mode=mode))
 
     def ids(sql: str) -> list[int]:
         return [r["id"] for r in lake.query(sql).read_all().to_pylist()]
@@ -224,8 +214,6 @@ def test_sql_reads_older_versions_with_at(lake: Lake) -> None:
 
 
 def test_adbc_reads_an_older_version_with_at(served: Served) -> None:
-    import adbc_driver_flightsql.dbapi as dbapi
-
     put(served.client(), flight.FlightDescriptor.for_path("adbc_at"), pa.table({"id": pa.array([1, 2], pa.int64())}))
     put(served.client(), flight.FlightDescriptor.for_path("adbc_at", "append"), pa.table({"id": pa.array([3], pa.int64())}))
     with dbapi.connect(served.uri, autocommit=True) as conn, conn.cursor() as cur:
