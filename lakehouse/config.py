@@ -69,6 +69,9 @@ class CatalogConfig:
     """How many of a dataset's latest versions `gc` keeps readable (1: the current one only)."""
     retain_seconds: float = 0.0
     """Also keep every version that was current within this many seconds."""
+    compact_after_objects: int = 0
+    """Compact a dataset in the background once it has this many objects smaller than a
+    quarter of `ingest.max_object_bytes` (0: only when asked)."""
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,10 @@ class Lake:
         self.auth = Authenticator(config.auth, UserStore(config.secrets.path))
         self.iceberg = Iceberg(store, self.cache, self.catalog)
         self.catalog.on_commit.append(self._publish)
+        self._compacting: set[str] = set()
+        self._compacting_lock = threading.Lock()
+        if config.catalog.compact_after_objects:
+            self.catalog.on_commit.append(self._maybe_compact)
         try:
             published = self.iceberg.catch_up()
             if published:
@@ -247,6 +251,32 @@ class Lake:
             self.iceberg.publish(manifest, previous)
         except Exception as exc:  # any failure: the commit is done and must be answered
             log.warning("cannot publish %s version %d as Iceberg now: %s", manifest.name, manifest.version, exc)
+
+    def _maybe_compact(self, manifest: Manifest, previous: Manifest | None) -> None:
+        """After a commit: compact the dataset in the background once it has
+        `catalog.compact_after_objects` undersized objects, one compaction per dataset at a time."""
+        small = self.config.ingest.max_object_bytes // 4
+        if manifest.deleted or manifest.operation == "compact":
+            return
+        if sum(1 for o in manifest.objects if o.size < small) < self.config.catalog.compact_after_objects:
+            return
+        with self._compacting_lock:
+            if manifest.name in self._compacting:
+                return
+            self._compacting.add(manifest.name)
+        threading.Thread(target=self._compact_now, args=(manifest.name,), name=f"compact-{manifest.name}", daemon=True).start()
+
+    def _compact_now(self, name: str) -> None:
+        try:
+            done = self.compact(name)
+            log.info("compacted %s automatically: %d objects (version %d)", name, len(done.objects), done.version)
+        except LakehouseError as exc:  # a replace or a drop meanwhile: the next commit tries again
+            log.info("automatic compaction of %s stopped: %s", name, exc.message)
+        except Exception:
+            log.exception("automatic compaction of %s failed", name)
+        finally:
+            with self._compacting_lock:
+                self._compacting.discard(name)
 
     def manifest_answer(self, manifest: Manifest) -> dict[str, Any]:
         """A dataset's manifest as the edges answer it, with where other engines read it."""

@@ -221,3 +221,18 @@ def test_adbc_reads_an_older_version_with_at(served: Served) -> None:
         assert cur.fetchall() == [(2,)]
         cur.execute("SELECT count(*) AS n FROM adbc_at WHERE id > ?", (0,))
         assert cur.fetchall() == [(3,)]
+
+
+def test_a_dataset_of_many_small_objects_is_compacted_automatically(config: Config) -> None:
+    automatic = dataclasses.replace(config, catalog=dataclasses.replace(config.catalog, compact_after_objects=8))
+    lake = Lake.open(automatic, MINIO_SECRETS)
+    try:
+        for n in range(8):
+            lake.ingest_arrow("auto", pa.table({"id": pa.array([n], pa.int64())}).to_reader(), mode="create_append")
+        deadline = time.monotonic() + 30
+        while lake.manifest("auto").operation != "compact" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lake.manifest("auto").operation == "compact" and len(lake.manifest("auto").objects) == 1
+        assert sorted(r["id"] for r in lake.query("SELECT id FROM auto").read_all().to_pylist()) == list(range(8))
+    finally:
+        lake.close()
