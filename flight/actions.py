@@ -10,11 +10,11 @@ from lakehouse.errors import InvalidInput
 from lakehouse.lake import Lake
 
 
-def _health(lake: Lake, body: str) -> object:
+def _health(lake: Lake, body: str, who: Identity) -> object:
     return lake.health().to_json()
 
 
-def _gc(lake: Lake, body: str) -> object:
+def _gc(lake: Lake, body: str, who: Identity) -> object:
     try:
         grace = float(body) if body.strip() else None
     except ValueError:
@@ -22,31 +22,31 @@ def _gc(lake: Lake, body: str) -> object:
     return {"deleted": lake.gc(grace)}
 
 
-def _drop(lake: Lake, body: str) -> object:
+def _drop(lake: Lake, body: str, who: Identity) -> object:
     name = body.strip()
     if not name:
         raise InvalidInput("drop: the body must be the dataset name")
-    return {"dropped": lake.drop(name).to_json()}
+    return {"dropped": lake.drop(name, who).to_json()}
 
 
-def _manifest(lake: Lake, body: str) -> object:
+def _manifest(lake: Lake, body: str, who: Identity) -> object:
     return lake.manifest_answer(lake.manifest(body.strip()))
 
 
-def _compact(lake: Lake, body: str) -> object:
+def _compact(lake: Lake, body: str, who: Identity) -> object:
     name, _, order_by = body.strip().partition(" ")
-    return lake.manifest_answer(lake.compact(name, order_by.strip() or None))
+    return lake.manifest_answer(lake.compact(name, order_by.strip() or None, who))
 
 
-def _versions(lake: Lake, body: str) -> object:
+def _versions(lake: Lake, body: str, who: Identity) -> object:
     return lake.versions(body.strip())
 
 
-def _refresh(lake: Lake, body: str) -> object:
+def _refresh(lake: Lake, body: str, who: Identity) -> object:
     return {"datasets": lake.refresh()}
 
 
-ACTIONS: dict[str, tuple[str, Callable[[Lake, str], object], str]] = {
+ACTIONS: dict[str, tuple[str, Callable[[Lake, str, Identity], object], str]] = {
     "health": ("Storage reachability and the dataset count.", _health, READ),
     "gc": ("Delete data objects no manifest references; body: optional grace seconds.", _gc, ADMIN),
     "drop": ("Drop a dataset; body: its name.", _drop, WRITE),
@@ -66,4 +66,4 @@ def run(lake: Lake, action: str, body: bytes, who: Identity) -> bytes:
         raise InvalidInput(f"{action}: the body must be UTF-8 text") from None
     if action in ("drop", "manifest", "versions", "compact"):
         who.require_dataset(text.strip().partition(" ")[0])
-    return json.dumps(handler(lake, text)).encode()
+    return json.dumps(handler(lake, text, who)).encode()

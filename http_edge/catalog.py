@@ -59,7 +59,7 @@ class CatalogController(Controller):
     )
     def register(self, data: JSONBody[RegisterRequest], request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> dict[str, Any]:
         request.user.require_dataset(data.name)
-        return lake.register(data.name, arrow_schema(data.schema)).to_json()
+        return lake.register(data.name, arrow_schema(data.schema), request.user).to_json()
 
     @get(
         "/manifest/{name:str}",
@@ -93,7 +93,7 @@ class CatalogController(Controller):
     )
     def drop(self, name: FromPath[str], request: Request[Any, Any, Any], lake: NamedDependency[Lake]) -> dict[str, Any]:
         request.user.require_dataset(name)
-        return {"dropped": lake.drop(name).to_json()}
+        return {"dropped": lake.drop(name, request.user).to_json()}
 
     @post(
         "/compact/{name:str}",
@@ -108,7 +108,7 @@ class CatalogController(Controller):
         order_by: Annotated[str | None, QueryParameter(description="a column to sort the rows by")] = None,
     ) -> dict[str, Any]:
         request.user.require_dataset(name)
-        return lake.manifest_answer(lake.compact(name, order_by))
+        return lake.manifest_answer(lake.compact(name, order_by, request.user))
 
     @get(
         "/versions/{name:str}",

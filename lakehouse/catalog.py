@@ -13,6 +13,8 @@ references, which `gc` removes once the writer's lease has expired (see `leases.
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import hashlib
 import io
 import json
@@ -21,7 +23,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -81,6 +83,8 @@ class Manifest:
     manifests written before it was recorded: `Lake.versions` works it out)."""
     sort_key: str | None = None
     """The column compaction orders rows by, kept for the next compactions."""
+    committed_by: str | None = None
+    """The user whose request made this version (see `committing`); None when unknown."""
 
     def commit_of(self, key: str) -> KeyedCommit | None:
         """The commit made with idempotency key `key`, if it is among the recent ones."""
@@ -162,8 +166,26 @@ _MANIFEST_SCHEMA = pa.schema(
         pa.field("evolved", pa.bool_(), False),
         pa.field("operation", pa.string(), False),
         pa.field("sort_key", pa.string(), True),
+        pa.field("committed_by", pa.string(), True),
     ]
 )
+
+
+_COMMITTER: contextvars.ContextVar[str | None] = contextvars.ContextVar("committer", default=None)
+
+
+@contextlib.contextmanager
+def committing(user: str | None) -> Iterator[None]:
+    """Commits made inside record `user` as who made them: the edges know the caller, the
+    catalog's writes happen several calls below them. None keeps what an outer call set."""
+    if user is None:
+        yield
+        return
+    token = _COMMITTER.set(user)
+    try:
+        yield
+    finally:
+        _COMMITTER.reset(token)
 
 
 def encode_manifest(m: Manifest) -> bytes:
@@ -181,6 +203,7 @@ def encode_manifest(m: Manifest) -> bytes:
         "evolved": [m.evolved],
         "operation": [m.operation],
         "sort_key": [m.sort_key],
+        "committed_by": [m.committed_by],
     }
     schema_blob = base64.b64encode(m.schema.serialize().to_pybytes())
     table = pa.table(row, schema=_MANIFEST_SCHEMA.with_metadata({_SCHEMA_KEY: schema_blob}))
@@ -208,6 +231,7 @@ def decode_manifest(data: bytes) -> Manifest:
         evolved=bool(row.get("evolved")),
         operation=row.get("operation") or "",
         sort_key=row.get("sort_key"),
+        committed_by=row.get("committed_by"),
     )
 
 
@@ -380,6 +404,7 @@ class Catalog:
                 manifest = self._next(name, schema, fingerprint, objects, mode, live, current.version if current else 0, evolve, replaces, sort_key)
                 if manifest is live:
                     return manifest
+                manifest = replace(manifest, committed_by=_COMMITTER.get())
                 if idempotency_key is not None:
                     keyed = (manifest.keyed + (KeyedCommit(idempotency_key, manifest.version, sum(o.row_count for o in objects)),))[-IDEMPOTENCY_WINDOW:]
                     manifest = replace(manifest, keyed=keyed)
@@ -456,7 +481,10 @@ class Catalog:
         with self._lock:
             current = self.get(name)
             for _ in range(_COMMIT_ATTEMPTS):
-                tomb = replace(current, objects=(), row_count=0, deleted=True, version=current.version + 1, updated_at=datetime.now(timezone.utc), operation="drop")
+                tomb = replace(
+                    current, objects=(), row_count=0, deleted=True, version=current.version + 1, updated_at=datetime.now(timezone.utc),
+                    operation="drop", committed_by=_COMMITTER.get(),
+                )
                 try:
                     self.store.put_if_absent(_version_key(name, tomb.version), encode_manifest(tomb))
                 except Conflict:

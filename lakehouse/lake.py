@@ -20,7 +20,7 @@ from lakehouse import metrics
 from lakehouse.admission import Admission
 from lakehouse.auth import ADMIN, Authenticator, Identity
 from lakehouse.cache import ObjectCache
-from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, validate_name
+from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, committing, validate_name
 from lakehouse.compaction import compact
 from lakehouse.config import Config
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound
@@ -113,7 +113,8 @@ def _recorded(name: str, mode: str, who: Identity | None, run: Callable[[], Inge
     started = time.monotonic()
     user = who.user if who is not None else None
     try:
-        result = run()
+        with committing(user):
+            result = run()
     except Exception as exc:
         metrics.ingest(user, name, mode, type(exc).__name__, 0, 0, time.monotonic() - started)
         raise
@@ -282,8 +283,9 @@ class Lake:
         """A dataset's manifest as the edges answer it, with where other engines read it."""
         return {**manifest.to_json(), "iceberg": self.iceberg.status(manifest).to_json()}
 
-    def register(self, name: str, schema: pa.Schema) -> Manifest:
-        return self.catalog.register(validate_name(name), schema)
+    def register(self, name: str, schema: pa.Schema, who: Identity | None = None) -> Manifest:
+        with committing(who.user if who is not None else None):
+            return self.catalog.register(validate_name(name), schema)
 
     def manifest(self, name: str) -> Manifest:
         return self.catalog.get(name)
@@ -291,10 +293,11 @@ class Lake:
     def datasets(self) -> list[Manifest]:
         return self.catalog.list()
 
-    def compact(self, name: str, order_by: str | None = None) -> Manifest:
+    def compact(self, name: str, order_by: str | None = None, who: Identity | None = None) -> Manifest:
         """Rewrite the dataset's objects into few large ones (sorted by `order_by`, kept as
         its sort key, or by the key it has) as a new version with the same rows."""
-        return compact(self.catalog, self.cache, self.query_engine, self.config.ingest, name, order_by)
+        with committing(who.user if who is not None else None):
+            return compact(self.catalog, self.cache, self.query_engine, self.config.ingest, name, order_by)
 
     def manifest_at(self, name: str, version: int) -> Manifest:
         """Version `version` of dataset `name` as it was committed; `NotFound` if there is none."""
@@ -319,13 +322,14 @@ class Lake:
                 {
                     "version": m.version, "operation": m.operation or _operation(before, m), "committed_at": m.updated_at.isoformat(),
                     "row_count": m.row_count, "objects": len(m.objects), "bytes": m.total_bytes, "dataset_id": m.dataset_id,
-                    "retained": m.version in kept,
+                    "retained": m.version in kept, "committed_by": m.committed_by,
                 }
             )
         return answers
 
-    def drop(self, name: str) -> Manifest:
-        return self.catalog.drop(name)
+    def drop(self, name: str, who: Identity | None = None) -> Manifest:
+        with committing(who.user if who is not None else None):
+            return self.catalog.drop(name)
 
     def refresh(self) -> int:
         """Re-read the catalog from storage now (another writer's commits); returns the dataset count."""

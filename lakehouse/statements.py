@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import duckdb
 import pyarrow as pa
 
+from lakehouse.catalog import committing
 from lakehouse.errors import InvalidInput, NotFound, TooLarge
 
 if TYPE_CHECKING:
@@ -109,8 +110,13 @@ def execute(lake: "Lake", statement: Statement, params: pa.Table | None = None, 
     """Run a write statement; returns the number of rows it added or removed (0 for DDL).
 
     `params` holds one row of `?` values per execution (columns in placeholder order); all
-    rows go into one commit.
+    rows go into one commit, recorded as `who`'s.
     """
+    with committing(who.user if who is not None else None):
+        return _execute(lake, statement, params, who)
+
+
+def _execute(lake: "Lake", statement: Statement, params: pa.Table | None, who: "Identity | None") -> int:
     if statement.parameter_count and params is not None and params.num_rows == 0 and params.num_columns == statement.parameter_count:
         return 0  # an empty batch of parameter rows: nothing to do, as in any database
     rows = bound_rows(statement, params)

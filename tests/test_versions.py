@@ -20,6 +20,7 @@ import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import pytest
 
+from lakehouse.auth import Identity
 from lakehouse.config import Config
 from lakehouse.errors import InvalidInput, NotFound
 from lakehouse.lake import Lake
@@ -236,3 +237,12 @@ def test_a_dataset_of_many_small_objects_is_compacted_automatically(config: Conf
         assert sorted(r["id"] for r in lake.query("SELECT id FROM auto").read_all().to_pylist()) == list(range(8))
     finally:
         lake.close()
+
+
+def test_versions_say_who_committed_them(lake: Lake) -> None:
+    ada, wes = Identity("ada", "admin"), Identity("wes", "writer")
+    lake.ingest_arrow("who", pa.table({"id": pa.array([1], pa.int64())}).to_reader(), who=wes)
+    lake.ingest_arrow("who", pa.table({"id": pa.array([2], pa.int64())}).to_reader(), mode="append")
+    lake.compact("who", who=ada)
+    lake.drop("who", who=ada)
+    assert [(v["operation"], v["committed_by"]) for v in lake.versions("who")] == [("create", "wes"), ("append", None), ("compact", "ada"), ("drop", "ada")]
