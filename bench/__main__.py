@@ -56,7 +56,19 @@ def query_sections(env: Environment, lh: Lakehouse, csv_path: Path, rows: int, t
         large = queries.run_large(TABLE, baseline, large_ours, large_peer, timing)
         large.notes.append(f"peak RSS: our server {lh.peak_rss_mb():.0f} MB" + (f", ROAPI {peer.peak_rss_mb():.0f} MB" if peer else ""))
         large.notes += notes
-    return [warm, large]
+        clustered = queries.run_clustered(TABLE, baseline, small_ours[:1], small_peer[:1], timing.scaled(5), lambda: _compact(lh))
+    return [warm, large, clustered]
+
+
+def _compact(lh: Lakehouse) -> str:
+    """Compact the dataset sorted by worker_id through the HTTP edge; what it did."""
+    import httpx
+
+    with httpx.Client(base_url=lh.http, timeout=600) as http:
+        answer = http.post(f"/catalog/compact/{TABLE}", params={"order_by": "worker_id"})
+        answer.raise_for_status()
+        body = answer.json()
+    return f"{len(body['objects'])} objects, version {body['version']}"
 
 
 def stage(sections: list[Section], name: str, run: Callable[[], list[Section]]) -> None:

@@ -8,6 +8,7 @@ row count must equal the baseline's, or the row is reported as failed instead of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from bench.clients import DuckDbLocal, SqlClient
 from bench.harness import Contender, Timing, compare, log
@@ -90,4 +91,21 @@ def run_large(table: str, baseline: DuckDbLocal, ours: list[SqlClient], peers: l
         if client.kind == "adbc" and row.seconds is not None:
             row.targets.insert(0, Target(f">= {THROUGHPUT_SHARE:.0%} of base MB/s", base_s / row.seconds >= THROUGHPUT_SHARE))
     section.notes.append("MB/s: the result's size as Arrow in memory per second of the whole call (query, transfer, decode)")
+    return section
+
+
+def run_clustered(table: str, baseline: DuckDbLocal, ours: list[SqlClient], peers: list[SqlClient], timing: Timing, compact: Callable[[], str]) -> Section:
+    """The 1-row filter before and after `compact --order-by worker_id`, beside the peer.
+
+    Sorted objects in 16,384-row groups let DuckDB skip every row group but one by its min/max
+    statistics; arrival order in 131,072-row groups makes it decode a whole group."""
+    section = Section("1-row filter before and after compaction ordered by worker_id")
+    log("query: filter before compaction")
+    before = Query("filter: before compact", FILTER.sql)
+    _run(section, before, table, baseline, ours, peers, timing)
+    section.notes.append(f"compaction: {compact()}")
+    log("query: filter after compaction")
+    after = Query("filter: after compact --order-by worker_id", FILTER.sql)
+    _run(section, after, table, baseline, ours, peers, timing)
+    section.notes.append(f"filter: {FILTER.text(table)}; the base is in-process DuckDB over the objects as first ingested")
     return section
