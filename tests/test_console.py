@@ -13,7 +13,7 @@ import pytest
 
 from lakehouse.lake import Lake
 from lakehouse.users import UserStore
-from tests.test_http import Running, serving
+from tests.test_http import serving
 
 playwright = pytest.importorskip("playwright.sync_api")
 
