@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ICEBERG_PREFIX", "Iceberg", "Publication"]
 
 ICEBERG_PREFIX = "_iceberg/"
+CATCH_UP_VERSIONS = 8
+"""How many missing earlier versions a publication writes first, before starting a new
+history (a dataset older than publication has none to catch up with)."""
 DATASET_ID = "lakehouse.dataset-id"
 _AVRO = "deflate"
 _WIDENINGS = {("int", "long"), ("float", "double")}
@@ -142,9 +145,13 @@ class Iceberg:
 
     # -- publishing -------------------------------------------------------------------------
 
-    def publish(self, manifest: Manifest, previous: Manifest | None) -> Publication:
+    def publish(self, manifest: Manifest, previous: Manifest | None, catching_up: int = CATCH_UP_VERSIONS) -> Publication:
         """Write the metadata of `manifest`'s version (`previous` is the version before it, if
-        any); idempotent, and safe against another server publishing the same version."""
+        any); idempotent, and safe against another server publishing the same version.
+
+        When the version before has no metadata yet (another server committed it and is still
+        publishing it, or stopped first), up to `catching_up` earlier versions are published
+        first, so the table's history stays whole."""
         name, version = manifest.name, manifest.version
         if manifest.deleted:
             self.store.delete(self._hint_key(name))
@@ -155,6 +162,12 @@ class Iceberg:
         base = None
         if previous is not None and not previous.deleted and previous.dataset_id == manifest.dataset_id:
             base = self._read(name, previous.version)
+            if base is None and catching_up > 0 and self._owed(previous):
+                try:
+                    self.publish(previous, None, catching_up - 1)
+                except LakehouseError as exc:  # its objects are gone, say: a new history then
+                    log.info("cannot publish %s version %d first: %s", name, previous.version, exc.message)
+                base = self._read(name, previous.version)
             if base is None:
                 appends = manifest.objects[: len(previous.objects)] == previous.objects
                 if appends and self._refused(name, previous.version):
@@ -171,6 +184,17 @@ class Iceberg:
             pass  # another server published this version first: the same content
         self.store.put(self._hint_key(name), io.BytesIO(str(version).encode()))
         return self._settle(manifest, Publication(self.store.uri_of(key)))
+
+    def _owed(self, m: Manifest) -> bool:
+        """Whether version `m` continues a published history: the version before it has
+        metadata, and `m` was not refused. A dataset committed before this lake published
+        Iceberg owes nothing: its history starts where publication started."""
+        if self._refused(m.name, m.version):
+            return False
+        before = self.catalog.read_version(m.name, m.version - 1) if m.version > 1 else None
+        if before is None or before.deleted or before.dataset_id != m.dataset_id:
+            return False
+        return self._read(m.name, before.version) is not None
 
     def _refused(self, name: str, version: int) -> bool:
         try:

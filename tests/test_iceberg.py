@@ -185,3 +185,15 @@ def test_a_dataset_never_published_starts_its_history_at_its_latest_version(conf
         assert sorted(r["id"] for r in table.scan().to_arrow().to_pylist()) == [1, 2]
     finally:
         again.close()
+
+
+def test_a_version_another_server_has_not_published_yet_is_published_first(lake: Lake) -> None:
+    lake.ingest_arrow("gap", pa.table({"id": pa.array([1], pa.int64())}).to_reader())
+    hooks = list(lake.catalog.on_commit)
+    lake.catalog.on_commit.clear()  # version 2 is committed by a server that has not published it
+    lake.ingest_arrow("gap", pa.table({"id": pa.array([2], pa.int64())}).to_reader(), mode="append")
+    lake.catalog.on_commit.extend(hooks)
+    lake.ingest_arrow("gap", pa.table({"id": pa.array([3], pa.int64())}).to_reader(), mode="append")
+    table = StaticTable.from_metadata(location(lake, "gap"), io_properties(lake.config))
+    assert [s.summary["lakehouse.version"] for s in table.metadata.snapshots] == ["1", "2", "3"]
+    assert sorted(r["id"] for r in table.scan().to_arrow().to_pylist()) == [1, 2, 3]
