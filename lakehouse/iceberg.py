@@ -61,9 +61,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ICEBERG_PREFIX", "Iceberg", "Publication"]
 
 ICEBERG_PREFIX = "_iceberg/"
-CATCH_UP_VERSIONS = 8
-"""How many missing earlier versions a publication writes first, before starting a new
-history (a dataset older than publication has none to catch up with)."""
 DATASET_ID = "lakehouse.dataset-id"
 _AVRO = "deflate"
 _WIDENINGS = {("int", "long"), ("float", "double")}
@@ -145,13 +142,13 @@ class Iceberg:
 
     # -- publishing -------------------------------------------------------------------------
 
-    def publish(self, manifest: Manifest, previous: Manifest | None, catching_up: int = CATCH_UP_VERSIONS) -> Publication:
+    def publish(self, manifest: Manifest, previous: Manifest | None) -> Publication:
         """Write the metadata of `manifest`'s version (`previous` is the version before it, if
         any); idempotent, and safe against another server publishing the same version.
 
-        When the version before has no metadata yet (another server committed it and is still
-        publishing it, or stopped first), up to `catching_up` earlier versions are published
-        first, so the table's history stays whole."""
+        When the version before has no metadata yet but continues a published history
+        (another server committed it and is still publishing it, or stopped first), it is
+        published first, so the table's history stays whole."""
         name, version = manifest.name, manifest.version
         if manifest.deleted:
             self.store.delete(self._hint_key(name))
@@ -162,9 +159,9 @@ class Iceberg:
         base = None
         if previous is not None and not previous.deleted and previous.dataset_id == manifest.dataset_id:
             base = self._read(name, previous.version)
-            if base is None and catching_up > 0 and self._owed(previous):
+            if base is None and self._owed(previous):
                 try:
-                    self.publish(previous, None, catching_up - 1)
+                    self.publish(previous, None)
                 except LakehouseError as exc:  # its objects are gone, say: a new history then
                     log.info("cannot publish %s version %d first: %s", name, previous.version, exc.message)
                 base = self._read(name, previous.version)
