@@ -9,6 +9,7 @@ and exit 1 (2 for usage and configuration).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import logging
@@ -103,8 +104,9 @@ class _FullTracebacks(logging.Formatter):
 # -- the lake on this machine -------------------------------------------------------------------
 
 
-def _open_lake(config: Config, create: bool) -> Any:
-    """The lake the configuration names. A local lake that does not exist yet is created only
+@contextlib.contextmanager
+def _lake(config: Config, create: bool) -> Iterator[Any]:
+    """The lake the configuration names, closed when the command is done. A local lake that does not exist yet is created only
     by a command that writes (and it says where); others refuse, naming the place looked at,
     rather than leave empty directories wherever they were run."""
     from lakehouse.lake import Lake
@@ -116,7 +118,11 @@ def _open_lake(config: Config, create: bool) -> Any:
             if not create:
                 raise InvalidInput(f"no lake at {root} (run from the project directory, or name one with --config or LAKEHOUSE_STORAGE_URI)")
             _err.print(f"creating a new lake at {root}", markup=False)
-    return Lake.open(config)
+    lake = Lake.open(config)
+    try:
+        yield lake
+    finally:
+        lake.close()
 
 
 # -- serve ----------------------------------------------------------------------------------------
@@ -138,11 +144,8 @@ def serve(ctx: click.Context, only: str | None, insecure: bool) -> None:
     ports += [("HTTP", config.http.host, config.http.port)] if only != "flight" else []
     for what, host, port in ports:
         _check_port(what, host, port)
-    lake = _open_lake(config, create=True)
-    try:
+    with _lake(config, create=True) as lake:
         _serve(lake, only)
-    finally:
-        lake.close()
 
 
 def _check_port(what: str, host: str, port: int) -> None:
@@ -163,6 +166,7 @@ def _serve(lake: Any, only: str | None) -> None:
     # formatted by `traceback`, which honours this limit; the server's own log lines keep
     # their tracebacks through `_FullTracebacks`.
     sys.tracebacklimit = 0
+    lake.publish_missing()
     if not lake.config.auth.enabled:
         log.warning("auth is off: every client that reaches these ports may read, write and administer the lake ([auth] enabled = true)")
     stop = threading.Event()
@@ -243,15 +247,12 @@ def ingest(ctx: click.Context, files: tuple[Path, ...], name: str, mode: str, ev
     options = ReadOptions.parse(read)
     config = _config(ctx)
     if server is None:
-        lake = _open_lake(config, create=True)
-        try:
+        with _lake(config, create=True) as lake:
             for i, path in enumerate(files):
                 with _progress(path) as (fh, done):
                     result = lake.ingest(name, fh, filename=path.name, options=options, mode=mode if i == 0 else "append", evolve=evolve)
                     done(result.rows)
                 _err.print(f"{path.name}: {result.rows:,} rows into {name} (version {result.manifest.version}, {result.manifest.row_count:,} rows in all)", markup=False)
-        finally:
-            lake.close()
         return
     _ingest_remote(config, files, name, mode, evolve, options, server, token)
 
@@ -343,12 +344,9 @@ def sql(ctx: click.Context, query: str, fmt: str, output: Path | None, server: s
         finally:
             remote.close()
         return
-    lake = _open_lake(config, create=False)
-    try:
+    with _lake(config, create=False) as lake:
         with lake.query(query) as result:
             _write_result(pa.RecordBatchReader.from_batches(result.schema, result), fmt, output)
-    finally:
-        lake.close()
 
 
 def _write_result(reader: pa.RecordBatchReader, fmt: str, output: Path | None) -> None:
@@ -401,12 +399,9 @@ def _print_table(reader: pa.RecordBatchReader, output: Path | None) -> None:
 @click.pass_context
 def drop(ctx: click.Context, name: str) -> None:
     """Drop dataset NAME (its objects go at the next gc)."""
-    lake = _open_lake(_config(ctx), create=False)
-    try:
+    with _lake(_config(ctx), create=False) as lake:
         dropped = lake.drop(name)
         _err.print(f"dropped {dropped.name} ({dropped.row_count:,} rows, version {dropped.version})", markup=False)
-    finally:
-        lake.close()
 
 
 @cli.command()
@@ -416,14 +411,11 @@ def drop(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def compact(ctx: click.Context, name: str, order_by: str | None) -> None:
     """Rewrite dataset NAME's objects into few large ones, as a new version with the same rows."""
-    lake = _open_lake(_config(ctx), create=False)
-    try:
+    with _lake(_config(ctx), create=False) as lake:
         before = lake.manifest(name)
         after = lake.compact(name, order_by)
         _err.print(f"{name}: {len(before.objects)} objects -> {len(after.objects)} (version {after.version})", markup=False)
         click.echo(json.dumps(lake.versions(name)[-1]))
-    finally:
-        lake.close()
 
 
 @cli.command()
@@ -432,11 +424,8 @@ def compact(ctx: click.Context, name: str, order_by: str | None) -> None:
 @click.pass_context
 def versions(ctx: click.Context, name: str) -> None:
     """Dataset NAME's committed versions as JSON: version, time, operation, rows, objects."""
-    lake = _open_lake(_config(ctx), create=False)
-    try:
+    with _lake(_config(ctx), create=False) as lake:
         click.echo(json.dumps(lake.versions(name), indent=2))
-    finally:
-        lake.close()
 
 
 @cli.command()
@@ -444,11 +433,8 @@ def versions(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def datasets(ctx: click.Context) -> None:
     """List the catalogued datasets as JSON."""
-    lake = _open_lake(_config(ctx), create=False)
-    try:
+    with _lake(_config(ctx), create=False) as lake:
         click.echo(json.dumps([m.to_json() for m in lake.datasets()], indent=2))
-    finally:
-        lake.close()
 
 
 @cli.command()
@@ -457,11 +443,8 @@ def datasets(ctx: click.Context) -> None:
 @click.pass_context
 def gc(ctx: click.Context, grace_seconds: float | None) -> None:
     """Delete data objects no manifest references."""
-    lake = _open_lake(_config(ctx), create=False)
-    try:
+    with _lake(_config(ctx), create=False) as lake:
         click.echo(json.dumps({"deleted": lake.gc(grace_seconds)}))
-    finally:
-        lake.close()
 
 
 # -- users and tokens: the secrets file only, no storage needed ----------------------------------

@@ -138,12 +138,6 @@ class Lake:
         self._compacting_lock = threading.Lock()
         if config.catalog.compact_after_objects:
             self.catalog.on_commit.append(self._maybe_compact)
-        try:
-            published = self.iceberg.catch_up()
-            if published:
-                log.info("published %d committed versions as Iceberg metadata", published)
-        except LakehouseError as exc:
-            log.warning("cannot publish Iceberg metadata now (%s); each commit publishes its own", exc.message)
         if store.local_path(PROBE_KEY) is None:  # objects are copied into the cache (S3), not read in place
             swept = self.cache.sweep({o.key for m in self.catalog.list() for o in m.objects})
             if swept:
@@ -244,6 +238,16 @@ class Lake:
         return self.ingest(name, source, "text/csv", options=options, mode=mode, idempotency_key=idempotency_key)
 
     # -- catalog ---------------------------------------------------------------------------
+
+    def publish_missing(self) -> None:
+        """What a server does as it starts: publish as Iceberg the versions a crash left
+        unpublished. Not part of opening the lake: a command line call must not pay for it."""
+        try:
+            published = self.iceberg.catch_up()
+            if published:
+                log.info("published %d committed versions as Iceberg metadata", published)
+        except LakehouseError as exc:
+            log.warning("cannot publish Iceberg metadata now (%s); each commit publishes its own", exc.message)
 
     def _publish(self, manifest: Manifest, previous: Manifest | None) -> None:
         """After a commit: its Iceberg metadata. A failure here loses nothing: the commit

@@ -9,18 +9,16 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+import playwright.sync_api as playwright
 import pytest
 
 from lakehouse.lake import Lake
 from lakehouse.users import UserStore
 from tests.test_http import serving
 
-playwright = pytest.importorskip("playwright.sync_api")
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps trying hosts this machine cannot reach.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is installed by scripts/test.sh (Debian's chromium package)")
 
 
 @pytest.fixture(scope="module")

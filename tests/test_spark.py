@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
+import pyspark.sql as pyspark_sql
 import pytest
 
 from lakehouse.config import Config, StorageConfig, load_config
@@ -23,7 +24,6 @@ from scripts import minio as minio_script
 from scripts import spark as spark_script
 from tests.conftest import MINIO_SECRETS
 
-pyspark_sql = pytest.importorskip("pyspark.sql")
 pytestmark = pytest.mark.slow
 
 
