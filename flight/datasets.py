@@ -11,7 +11,6 @@ removes objects that no manifest references any more).
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from typing import Iterator, Sequence
 
@@ -22,6 +21,7 @@ import pyarrow.parquet as pq
 from flight import tickets
 from flight.batches import bounded_batches
 from flight.errors import stream_errors
+from lakehouse.cache import ObjectFile
 from lakehouse.catalog import DataObject, Manifest
 from lakehouse.errors import InvalidInput, NotFound
 from lakehouse.ingest import IngestResult
@@ -79,21 +79,22 @@ def path_target(descriptor: flight.FlightDescriptor) -> tuple[str, str | None, b
 
 def objects_stream(lake: Lake, ticket: tickets.ObjectsTicket) -> flight.FlightDataStream:
     """Stream the ticket's Parquet objects in order, `BATCH_ROWS` rows at a time."""
-    first = pq.ParquetFile(_local(lake, ticket.keys[0]))
+    first = _open(lake, ticket.keys[0])
+    schema = pq.ParquetFile(first).schema_arrow
 
     def batches() -> Iterator[pa.RecordBatch]:
-        yield from first.iter_batches(BATCH_ROWS)
-        for key in ticket.keys[1:]:
-            yield from pq.ParquetFile(_local(lake, key)).iter_batches(BATCH_ROWS)
+        for i, key in enumerate(ticket.keys):
+            with first if i == 0 else _open(lake, key) as fh:
+                yield from pq.ParquetFile(fh).iter_batches(BATCH_ROWS)
 
-    return flight.GeneratorStream(first.schema_arrow, stream_errors(bounded_batches(batches())))
+    return flight.GeneratorStream(schema, stream_errors(bounded_batches(batches())))
 
 
-def _local(lake: Lake, key: str) -> str:
-    path = lake.cache.path(key)
-    if not os.path.exists(path):
-        raise NotFound(f"object {key!r} no longer exists; ask for a fresh FlightInfo")
-    return path
+def _open(lake: Lake, key: str) -> ObjectFile:
+    try:
+        return lake.cache.open(key)
+    except NotFound:
+        raise NotFound(f"object {key!r} no longer exists; ask for a fresh FlightInfo") from None
 
 
 def put_result(result: IngestResult) -> pa.Buffer:

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
-from lakehouse.cache import ObjectCache
+from lakehouse.cache import ObjectCache, ObjectFiles
 from lakehouse.catalog import Catalog, DataObject, Manifest, new_object_key
 from lakehouse.config import IngestConfig
 from lakehouse.errors import InvalidInput
@@ -70,6 +70,7 @@ def _rewrite(engine: QueryEngine, m: Manifest, key: str | None, work: Path, conf
     group = SORTED_ROW_GROUP_ROWS if key is not None else config.row_group_rows
     target = work / "out"
     with duckdb.connect() as db:
+        db.register_filesystem(ObjectFiles(engine.cache))
         db.execute(f"SET temp_directory = {sql_literal(str(work / 'spill'))}")
         db.execute(
             f"COPY ({engine.source_sql(m)}{order}) TO {sql_literal(str(target))} "

@@ -29,6 +29,9 @@ class StorageConfig:
     region: str = "us-east-1"
     timeout_seconds: float = 5.0
     cache_dir: str = "./.lakehouse-cache"
+    cache_max_bytes: int = 10 * GIB
+    """At most this many bytes of data objects are copied into `cache_dir`; the least
+    recently used go first, and objects not cached are read by byte ranges."""
 
 
 @dataclass(frozen=True)

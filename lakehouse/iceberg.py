@@ -346,8 +346,8 @@ class Iceberg:
 
     def _data_file(self, metadata: TableMetadata, key: str) -> DataFile:
         """An object as an Iceberg data file, with column statistics from its Parquet footer."""
-        path = self.cache.path(key)
-        footer = pq.read_metadata(path)
+        with self.cache.open(key) as fh:
+            footer = pq.read_metadata(fh)
         schema = metadata.schema()
         statistics = data_file_statistics_from_parquet_metadata(
             parquet_metadata=footer,

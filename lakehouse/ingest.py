@@ -58,7 +58,6 @@ class IngestResult:
 @dataclass
 class _Written:
     obj: DataObject
-    path: str
     schema: pa.Schema
 
 
@@ -138,7 +137,8 @@ class _ObjectWriter:
         except BaseException:
             spool.unlink(missing_ok=True)
             raise
-        return _Written(DataObject(key, info.size, rows), self.cache.adopt(key, spool), schema)
+        self.cache.adopt(key, spool)
+        return _Written(DataObject(key, info.size, rows), schema)
 
     def close(self) -> pa.Schema | None:
         """Write what is pending and return the schema of the last batch (the widest)."""
@@ -152,8 +152,8 @@ class _ObjectWriter:
             if w.schema.equals(schema):
                 continue
             spool = self.cache.spool_file()
-            source = pq.ParquetFile(w.path)
-            with pq.ParquetWriter(str(spool), schema, compression="zstd", write_statistics=True) as out:
+            with self.cache.open(w.obj.key) as written, pq.ParquetWriter(str(spool), schema, compression="zstd", write_statistics=True) as out:
+                source = pq.ParquetFile(written)
                 for g in range(source.num_row_groups):
                     out.write_table(fit(source.read_row_group(g), schema), row_group_size=self.config.row_group_rows)
             self._discard(w)

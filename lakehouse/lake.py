@@ -128,7 +128,7 @@ class Lake:
         self.config = config
         self.store = store
         self.catalog = Catalog(store, config.catalog.lease_seconds)
-        self.cache = ObjectCache(store, config.storage.cache_dir)
+        self.cache = ObjectCache(store, config.storage.cache_dir, config.storage.cache_max_bytes)
         self.query_engine = QueryEngine(self.catalog, self.cache, config.query)
         self._probe = _StorageProbe(store)
         self.auth = Authenticator(config.auth, UserStore(config.secrets.path))

@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "exposition", "request", "query", "ingest", "cache_hit", "cache_miss", "storage_error", "QUERIES_ACTIVE"]
+__all__ = ["CONTENT_TYPE", "exposition", "request", "query", "ingest", "cache_hit", "cache_miss", "cache_evicted", "cache_size", "range_read", "storage_error", "QUERIES_ACTIVE"]
 
 events = logging.getLogger("lakehouse.events")
 
@@ -35,6 +35,10 @@ INGEST_SECONDS = Histogram("lakehouse_ingest_seconds", "Time an ingest took, unt
 CACHE_HITS = Counter("lakehouse_cache_hits_total", "Data objects found in the local cache.")
 CACHE_MISSES = Counter("lakehouse_cache_misses_total", "Data objects downloaded into the local cache.")
 CACHE_BYTES = Counter("lakehouse_cache_downloaded_bytes_total", "Bytes downloaded into the local cache.")
+CACHE_EVICTIONS = Counter("lakehouse_cache_evictions_total", "Data objects evicted from the local cache to keep it within storage.cache_max_bytes.")
+CACHE_SIZE = Gauge("lakehouse_cache_bytes", "Bytes of data objects in the local cache now.")
+RANGE_READS = Counter("lakehouse_storage_range_reads_total", "Byte ranges of data objects read from storage without caching them.")
+RANGE_BYTES = Counter("lakehouse_storage_range_read_bytes_total", "Bytes read from storage by range reads.")
 STORAGE_ERRORS = Counter("lakehouse_storage_errors_total", "Storage calls that failed (unreachable, refused).", ["operation"])
 
 
@@ -71,6 +75,20 @@ def cache_hit() -> None:
 def cache_miss(nbytes: int) -> None:
     CACHE_MISSES.inc()
     CACHE_BYTES.inc(nbytes)
+
+
+def cache_evicted(count: int, cached_bytes: int) -> None:
+    CACHE_EVICTIONS.inc(count)
+    CACHE_SIZE.set(cached_bytes)
+
+
+def cache_size(cached_bytes: int) -> None:
+    CACHE_SIZE.set(cached_bytes)
+
+
+def range_read(nbytes: int) -> None:
+    RANGE_READS.inc()
+    RANGE_BYTES.inc(nbytes)
 
 
 def storage_error(operation: str) -> None:

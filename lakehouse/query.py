@@ -19,7 +19,6 @@ Every query runs under the watchdog (`running.py`): it is stopped at
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -33,12 +32,13 @@ from duckdb import _seam
 from lakehouse import metrics
 from lakehouse.admission import Admission
 from lakehouse.auth import Identity
-from lakehouse.cache import ObjectCache
+from lakehouse.cache import SCHEME, ObjectCache, ObjectFiles
 from lakehouse.catalog import Catalog, Manifest
 from lakehouse.config import QueryConfig
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound, Unavailable
 from lakehouse.running import RunningQuery, Watchdog
 from lakehouse.sandbox import check_tree, time_travels
+from lakehouse.shapes import CountAll, Scan, shape_of
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ class QueryEngine:
         self._db = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
         tmp = cache.root.parent / "duckdb-tmp"
         tmp.mkdir(parents=True, exist_ok=True)
-        allowed = [str(cache.root) + "/", str(tmp) + "/"]
+        # Objects not in the cache are read through `lake://` (see cache.py).
+        self._db.register_filesystem(ObjectFiles(cache))
+        allowed = [str(cache.root) + "/", str(tmp) + "/", SCHEME]
         local_root = getattr(catalog.store, "root", None)
         if isinstance(local_root, Path):
             allowed.append(str(local_root) + "/")
@@ -89,7 +91,7 @@ class QueryEngine:
         self._views: dict[str, str] = {}
         self._generation = 0  # bumped whenever a view changes; keys the schema cache
         self._schemas: dict[tuple[str, tuple[type, ...], tuple[str, ...]], tuple[int, pa.Schema]] = {}
-        self._verdicts: dict[tuple[str, int, tuple[str, ...]], frozenset[str]] = {}
+        self._verdicts: dict[tuple[str, int, tuple[str, ...]], tuple[frozenset[str], CountAll | Scan | None]] = {}
         self.watchdog = Watchdog(config.timeout_seconds)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
@@ -99,7 +101,12 @@ class QueryEngine:
     # -- views -----------------------------------------------------------------------------
 
     def sync_views(self, force: bool = False) -> None:
-        """Bring the views in line with the catalog; cheap when nothing changed.
+        """Bring the catalog up to date (`refresh`) and the views in line with it."""
+        self.refresh(force)
+        self._build_views()
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the catalog when `query.view_ttl_seconds` passed; cheap otherwise.
 
         When storage cannot be reached, queries go on over the last catalog read (`stale_since`
         says since when) instead of failing: the objects they read are local. While it lasts,
@@ -116,7 +123,6 @@ class QueryEngine:
                     raise
                 log.warning("storage unavailable, answering from the last catalog read: %s", exc.message)
                 self._stale_since = time.monotonic()
-        self._build_views()
 
     @property
     def stale_seconds(self) -> float | None:
@@ -176,15 +182,15 @@ class QueryEngine:
         return f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {quote_name(name or m.name)} AS {self.source_sql(m)}"
 
     def source_sql(self, m: Manifest) -> str:
-        """A SELECT of every row of the version `m` (downloads its objects into the cache)."""
+        """A SELECT of every row of the version `m`."""
         if m.objects and m.evolved:
             # Objects written before the schema evolved lack new columns or have narrower
             # types: read by name, then cast to the dataset's schema.
-            paths = ", ".join(sql_literal(self.cache.path(o.key)) for o in m.objects)
+            paths = ", ".join(sql_literal(self.cache.reference(o.key, o.size)) for o in m.objects)
             columns = ", ".join(_evolved_column(f) for f in m.schema)
             source = f"SELECT {columns} FROM read_parquet([{paths}], union_by_name = true)"
         elif m.objects:
-            paths = ", ".join(sql_literal(self.cache.path(o.key)) for o in m.objects)
+            paths = ", ".join(sql_literal(self.cache.reference(o.key, o.size)) for o in m.objects)
             source = f"SELECT * FROM read_parquet([{paths}])"
         else:
             columns = ", ".join(f"CAST(NULL AS {duckdb_type_name(f.type)}) AS {quote_name(f.name)}" for f in m.schema) or "NULL AS empty"
@@ -202,6 +208,21 @@ class QueryEngine:
         """Accept exactly one read statement, as DuckDB's parser sees it, that reads only the
         datasets' views (`sandbox.py`), and of those only the ones `who` may use; the datasets
         it reads. Verdicts are kept until a view changes."""
+        return self._verdict(sql, cursor, who)[0]
+
+    def shape(self, sql: str, who: Identity | None = None) -> CountAll | Scan | None:
+        """What the query's shape allows (`shapes.py`): an answer from the catalog, a split by object."""
+        known = self._verdicts.get(self._verdict_key(sql, who))
+        if known is not None:
+            return known[1]
+        self.refresh()
+        cursor = self.cursor()
+        try:
+            return self._verdict(sql, cursor, who)[1]
+        finally:
+            cursor.close()
+
+    def _verdict(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None) -> tuple[frozenset[str], CountAll | Scan | None]:
         key = self._verdict_key(sql, who)
         known = self._verdicts.get(key)
         if known is not None:
@@ -229,12 +250,14 @@ class QueryEngine:
             tree = cursor.execute("SELECT json_serialize_sql(?)", [select]).fetchall()
         except duckdb.Error as exc:
             raise InvalidInput(f"SQL error: {exc}") from None
-        views = {v.lower(): v for v in self._views if who is None or who.may_use(v)}
-        read = frozenset(views[name] for name in check_tree(tree[0][0] if tree else "{}", views.values()) if name in views)
+        views = {m.name.lower(): m.name for m in self.catalog.list() if who is None or who.may_use(m.name)}
+        serialized = tree[0][0] if tree else "{}"
+        read = frozenset(views[name] for name in check_tree(serialized, views.values()) if name in views)
+        verdict = (read, shape_of(serialized) if kind == duckdb.StatementType.SELECT else None)
         if len(self._verdicts) >= SCHEMA_CACHE_SIZE:
             self._verdicts.clear()
-        self._verdicts[key] = read
-        return read
+        self._verdicts[key] = verdict
+        return verdict
 
     def _verdict_key(self, sql: str, who: Identity | None) -> tuple[str, int, tuple[str, ...]]:
         return (sql, self._generation, who.datasets if who is not None else ())
@@ -265,11 +288,7 @@ class QueryEngine:
 
     def _temporary_view(self, cursor: duckdb.DuckDBPyConnection, m: Manifest, name: str) -> None:
         """Version `m` as a view of this cursor alone, named `name`."""
-        try:
-            readable = all(os.path.exists(self.cache.path(o.key)) for o in m.objects)
-        except NotFound:
-            readable = False
-        if not readable:
+        if not all(self.cache.exists(o.key) for o in m.objects):
             raise NotFound(f"version {m.version} of dataset {m.name!r} is no longer readable: gc collected its objects")
         cursor.execute(self._view_sql(m, temporary=True, name=name))
 
@@ -338,6 +357,12 @@ class QueryEngine:
         entry and the edge's slot (a generator's `finally` also runs when it is dropped)."""
         outcome, rows = "closed", 0  # unless it ends or fails: the reader stopped early
         try:
+            answer = None if params or pinned else self._from_catalog(sql, cursor, who)
+            if answer is not None:
+                yield answer.schema
+                yield from answer.to_batches()
+                rows, outcome = answer.num_rows, "ok"
+                return
             try:
                 relation = self.relation(sql, params, cursor, who, pinned)
                 if running.reason:
@@ -369,6 +394,18 @@ class QueryEngine:
             if gate is not None:
                 gate.release()
 
+    def _from_catalog(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None) -> pa.Table | None:
+        """The answer of a query the manifests answer (`count(*)` of a dataset), reading no
+        object; None for any other query, or when the dataset changed under the verdict."""
+        self.refresh()
+        shape = self._verdict(sql, cursor, who)[1]
+        if not isinstance(shape, CountAll):
+            return None
+        m = self.catalog.resolve(shape.table)
+        if m is None:
+            return None
+        return pa.table({shape.column: pa.array([m.row_count], pa.int64())})
+
     def schema(self, sql: str, params: Sequence[Any] | None = None, who: Identity | None = None) -> pa.Schema:
         """The Arrow schema a query's result will have, without running it.
 
@@ -376,6 +413,14 @@ class QueryEngine:
         re-executing a statement asks again each time; binding costs about as much as a small
         query, so schemas are kept until any view changes.
         """
+        if not params:
+            cursor = self.cursor()
+            try:
+                answer = self._from_catalog(sql, cursor, who)
+            finally:
+                cursor.close()
+            if answer is not None:
+                return answer.schema
         self.sync_views()
         key = (sql, tuple(type(p) for p in params or ()), who.datasets if who is not None else ())
         generation = self._generation
@@ -399,8 +444,8 @@ class QueryEngine:
         """The datasets a read query reads (a dictionary look-up once the query was checked)."""
         known = self._verdicts.get(self._verdict_key(sql, who))
         if known is not None:
-            return known
-        self.sync_views()
+            return known[0]
+        self.refresh()
         cursor = self.cursor()
         try:
             return self.check(sql, cursor, who)

@@ -92,7 +92,7 @@ def check_tree(serialized: str, views: Iterable[str]) -> frozenset[str]:
     ctes = {c.lower() for c in _ctes(tree)}
     known = {v.lower() for v in views} | ctes
     read: set[str] = set()
-    for node in _nodes(tree):
+    for node in nodes(tree):
         kind = node.get("type")
         if kind == "BASE_TABLE":
             _check_table(node, known)
@@ -132,7 +132,7 @@ def time_travels(serialized: str) -> list[TimeTravel]:
     """The AT clauses of a query (`json_serialize_sql` output); their values must be constants."""
     tree = json.loads(serialized)
     found = []
-    for node in _nodes(tree):
+    for node in nodes(tree):
         at = node.get("at_clause") if node.get("type") == "BASE_TABLE" else None
         if not at:
             continue
@@ -165,7 +165,8 @@ def _check_table(node: dict[str, Any], known: set[str]) -> None:
         raise InvalidInput(f"SQL error: table {shown} does not exist")
 
 
-def _nodes(tree: Any) -> Iterable[dict[str, Any]]:
+def nodes(tree: Any) -> Iterable[dict[str, Any]]:
+    """Every object node of a parse tree, in no particular order."""
     stack = [tree]
     while stack:
         item = stack.pop()
@@ -177,7 +178,7 @@ def _nodes(tree: Any) -> Iterable[dict[str, Any]]:
 
 
 def _ctes(tree: Any) -> Iterable[str]:
-    for node in _nodes(tree):
+    for node in nodes(tree):
         cte_map = node.get("cte_map")
         if isinstance(cte_map, dict):
             for entry in cte_map.get("map") or []:

@@ -55,6 +55,10 @@ class ObjectStore(ABC):
         """A readable stream of the object's bytes; the caller closes it. Raises `NotFound`."""
 
     @abstractmethod
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """Up to `length` bytes of the object from `offset` (fewer at its end). Raises `NotFound`."""
+
+    @abstractmethod
     def stat(self, key: str) -> ObjectInfo:
         """Size, etag and time of one object. Raises `NotFound`."""
 

@@ -114,6 +114,11 @@ class LocalStore(ObjectStore):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"object {key} not found") from None
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        with self.open(key) as fh:
+            fh.seek(offset)
+            return fh.read(max(0, length))
+
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
         try:

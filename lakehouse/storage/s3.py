@@ -97,6 +97,20 @@ class S3Store(ObjectStore):
         response = self._call(key, self._client.get_object, self.bucket, self._name(key))
         return _ResponseReader(response)
 
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        response = self._call(key, self._client.get_object, self.bucket, self._name(key), offset=offset, length=length)
+        try:
+            data = response.read()
+        except (HTTPError, OSError):
+            raise Unavailable("storage unavailable: connection lost while reading") from None
+        finally:
+            response.close()
+            response.release_conn()
+        metrics.range_read(len(data))
+        return data
+
     def stat(self, key: str) -> ObjectInfo:
         st = self._call(key, self._client.stat_object, self.bucket, self._name(key))
         return ObjectInfo(key, st.size or 0, (st.etag or "").strip('"'), st.last_modified or datetime.now(timezone.utc))
