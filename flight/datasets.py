@@ -2,7 +2,8 @@
 
 A dataset's FlightInfo has one endpoint per group of its Parquet objects (an object as big
 as `ingest.max_object_bytes` is a group of its own, smaller ones are grouped up to that
-size), so a client can fetch the groups in parallel, from any server sharing the bucket.
+size), so a client can fetch the groups in parallel; with several servers on the bucket each
+endpoint lists the server that owns its objects, then a fallback (`lakehouse/cluster.py`).
 The tickets name the objects of the manifest version described, and objects are immutable,
 so a fetch reads exactly that version even if the dataset changes meanwhile (until `gc`
 removes objects that no manifest references any more).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -22,7 +23,7 @@ from flight import tickets
 from flight.batches import bounded_batches
 from flight.errors import stream_errors
 from lakehouse.cache import ObjectFile
-from lakehouse.catalog import DataObject, Manifest
+from lakehouse.catalog import Manifest
 from lakehouse.errors import InvalidInput, NotFound
 from lakehouse.ingest import IngestResult
 from lakehouse.lake import Lake
@@ -31,22 +32,12 @@ BATCH_ROWS = 65_536
 
 
 def dataset_info(lake: Lake, manifest: Manifest) -> flight.FlightInfo:
-    groups = _groups(manifest.objects, lake.config.ingest.max_object_bytes)
-    endpoints = [flight.FlightEndpoint(tickets.encode(tickets.ObjectsTicket(manifest.name, tuple(o.key for o in g))), []) for g in groups]
+    endpoints = [
+        flight.FlightEndpoint(tickets.encode(tickets.ObjectsTicket(manifest.name, tuple(o.key for o in share.objects))), list(share.locations))
+        for share in lake.shares(manifest)
+    ]
     descriptor = flight.FlightDescriptor.for_path(manifest.name)
     return flight.FlightInfo(manifest.schema, descriptor, endpoints, manifest.row_count, manifest.total_bytes)
-
-
-def _groups(objects: Sequence[DataObject], target_bytes: int) -> list[list[DataObject]]:
-    groups: list[list[DataObject]] = []
-    size = target_bytes
-    for obj in objects:
-        if size >= target_bytes:
-            groups.append([])
-            size = 0
-        groups[-1].append(obj)
-        size += obj.size
-    return groups
 
 
 EVOLVE_OPTION = "evolve"

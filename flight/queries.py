@@ -23,6 +23,7 @@ from flight.middleware import caller
 from lakehouse import statements
 from lakehouse.admission import Admission
 from lakehouse.auth import READ, WRITE, Identity
+from lakehouse.cluster import Part
 from lakehouse.errors import InvalidInput
 from lakehouse.lake import Lake
 from lakehouse.statements import Statement
@@ -46,8 +47,16 @@ def statement_info(
         return flight.FlightInfo(COUNT_SCHEMA, descriptor, [endpoint], count, -1)
     rows = statements.bound_rows(statement, params)
     schema = result_schema(lake, statement.sql, lake.query_schema(statement.sql, rows[0] if rows else None, who), who)
-    ticket = tickets.QueryTicket(statement.sql, params if rows else None)
-    return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(wrap_ticket(tickets.encode(ticket)), [])], -1, -1)
+    split = None if rows else lake.split(statement.sql, who)
+    if split is None:
+        ticket = tickets.QueryTicket(statement.sql, params if rows else None)
+        return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(wrap_ticket(tickets.encode(ticket)), [])], -1, -1)
+    m, shares = split
+    endpoints = [
+        flight.FlightEndpoint(wrap_ticket(tickets.encode(tickets.QueryTicket(statement.sql, part=Part(m.name, m.version, tuple(o.key for o in s.objects))))), list(s.locations))
+        for s in shares
+    ]
+    return flight.FlightInfo(schema, descriptor, endpoints, -1, -1)
 
 
 def require(who: Identity, statement: Statement) -> None:
@@ -104,5 +113,5 @@ def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, conte
     (the client cancelled, went away or passed its deadline)."""
     rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
     who = caller(context)
-    result = lake.query_each(ticket.sql, rows, gate, context.is_cancelled, who, tag=tickets.encode(ticket).decode())
+    result = lake.query_each(ticket.sql, rows, gate, context.is_cancelled, who, tag=tickets.encode(ticket).decode(), part=ticket.part)
     return flight.GeneratorStream(result_schema(lake, ticket.sql, result.schema, who), stream_errors(bounded_batches(result)))

@@ -45,6 +45,9 @@ class LakeFlightServer(flight.FlightServerBase):
         self.lake = lake
         self.gate = lake.admission("Flight", lake.config.flight.max_concurrent_queries)
         self.sql = FlightSql(lake, PreparedStatements(statement_timeout), self.gate)
+        scheme = location.split("://", 1)[0]
+        self.advertised = lake.config.flight.advertise_uri or f"{scheme}://{lake.config.flight.host}:{self.port}"
+        """Where other servers and clients reach this one (`flight.advertise_uri`, else as bound)."""
 
     # -- reading ---------------------------------------------------------------------------
 

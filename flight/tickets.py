@@ -5,7 +5,9 @@ time, and an abandoned ticket costs nothing. Its bytes are either
 
 * a JSON object (UTF-8), one of
   - `{"v": 1, "sql": "<query>"}`, optionally with `"params"`: the base64 of an Arrow IPC
-    stream whose rows are `?` values (the query runs once per row, results concatenated);
+    stream whose rows are `?` values (the query runs once per row, results concatenated),
+    or with `"part": {"dataset": "<name>", "version": N, "objects": [...]}`: the query over
+    only those objects of that version (one share of a query split among servers);
   - `{"v": 1, "dataset": "<name>", "objects": ["datasets/<name>/<id>.parquet", ...]}`:
     those Parquet objects of the dataset, read in order;
   - `{"v": 1, "count": <rows>}`: the one-row result of a write that already ran;
@@ -26,6 +28,7 @@ import pyarrow as pa
 
 from flight import sql_codec as codec
 from lakehouse.catalog import DATASET_PREFIX, validate_name
+from lakehouse.cluster import Part
 from lakehouse.errors import InvalidInput
 from lakehouse.storage import validate_key
 
@@ -36,6 +39,7 @@ VERSION = 1
 class QueryTicket:
     sql: str
     params: pa.Table | None = None
+    part: Part | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ def encode(ticket: Ticket) -> bytes:
         body["sql"] = ticket.sql
         if ticket.params is not None:
             body["params"] = base64.b64encode(_ipc(ticket.params)).decode()
+        if ticket.part is not None:
+            body["part"] = {"dataset": ticket.part.dataset, "version": ticket.part.version, "objects": list(ticket.part.keys)}
     elif isinstance(ticket, CountTicket):
         body["count"] = ticket.rows
     else:
@@ -85,18 +91,34 @@ def decode(data: bytes) -> Ticket:
     if isinstance(body.get("count"), int) and not isinstance(body["count"], bool):
         return CountTicket(body["count"])
     if isinstance(body.get("sql"), str):
-        params = body.get("params")
-        return QueryTicket(body["sql"], _params(params) if params is not None else None)
+        params, part = body.get("params"), body.get("part")
+        return QueryTicket(body["sql"], _params(params) if params is not None else None, _part(part) if part is not None else None)
+    objects = _objects(body)
+    if objects is None:
+        raise InvalidInput('invalid ticket: expected "sql", or "dataset" and a non-empty "objects" list')
+    return ObjectsTicket(*objects)
+
+
+def _objects(body: dict[str, object]) -> tuple[str, tuple[str, ...]] | None:
+    """The dataset and the object keys a ticket names, checked to be that dataset's objects."""
     dataset, keys = body.get("dataset"), body.get("objects")
-    if isinstance(dataset, str) and isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys):
-        validate_name(dataset)
-        prefix = f"{DATASET_PREFIX}{dataset}/"
-        for key in keys:
-            if not key.startswith(prefix) or "/" in key[len(prefix) :]:
-                raise InvalidInput(f"invalid ticket: object {key!r} is not a data object of {dataset!r}")
-            validate_key(key)
-        return ObjectsTicket(dataset, tuple(keys))
-    raise InvalidInput('invalid ticket: expected "sql", or "dataset" and a non-empty "objects" list')
+    if not (isinstance(dataset, str) and isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys)):
+        return None
+    validate_name(dataset)
+    prefix = f"{DATASET_PREFIX}{dataset}/"
+    for key in keys:
+        if not key.startswith(prefix) or "/" in key[len(prefix) :]:
+            raise InvalidInput(f"invalid ticket: object {key!r} is not a data object of {dataset!r}")
+        validate_key(key)
+    return dataset, tuple(keys)
+
+
+def _part(body: object) -> Part:
+    objects = _objects(body) if isinstance(body, dict) else None
+    version = body.get("version") if isinstance(body, dict) else None
+    if objects is None or not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InvalidInput('invalid ticket: "part" takes "dataset", "version" and a non-empty "objects" list')
+    return Part(objects[0], version, objects[1])
 
 
 def decode_any(data: bytes) -> Ticket:

@@ -28,6 +28,8 @@ class Readiness(msgspec.Struct):
     detail: str
     queries_running: int
     catalog_stale_seconds: float | None
+    peers: list[str]
+    """The Flight URIs of the servers on this bucket alive now (this one included)."""
 
 
 class HealthController(Controller):
@@ -42,12 +44,13 @@ class HealthController(Controller):
         sync_to_thread=True,
         guards=[needs(READ, "read the server's state")],
         responses=error_responses(401, 403, 503),
-        description="Storage (answering within a second), catalog and query engine state; 503 when one is not usable.",
+        description="Storage (answering within a second), catalog and query engine state, and the live peers on the bucket; 503 when one is not usable.",
     )
     def ready(self, lake: NamedDependency[Lake]) -> Readiness:
         health = lake.health()
         report = Readiness(
-            "ok" if health.ok else "unavailable", health.storage, health.datasets, health.engine, health.detail, health.queries_running, health.catalog_stale_seconds
+            "ok" if health.ok else "unavailable", health.storage, health.datasets, health.engine, health.detail, health.queries_running, health.catalog_stale_seconds,
+            list(health.peers),
         )
         if not health.ok:
             raise Unavailable(f"not ready: {health.detail}", msgspec.to_builtins(report))

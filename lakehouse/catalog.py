@@ -18,6 +18,7 @@ import contextvars
 import hashlib
 import io
 import json
+import logging
 import re
 import threading
 import uuid
@@ -28,12 +29,16 @@ from typing import Callable, Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakehouse.errors import Busy, Conflict, InvalidInput, NotFound
+from lakehouse.errors import Busy, Conflict, InvalidInput, LakehouseError, NotFound
 from lakehouse.evolution import merge
 from lakehouse.leases import Leases, lease_of
 from lakehouse.storage import ObjectStore
 
+log = logging.getLogger(__name__)
+
 MANIFEST_PREFIX = "_catalog/manifests/"
+HEAD_KEY = "_catalog/head"
+"""Rewritten after every commit, so other servers learn of it from one small request (`changed`)."""
 DATASET_PREFIX = "datasets/"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MODES = ("create", "append", "replace", "create_append")
@@ -41,6 +46,7 @@ _SCHEMA_KEY = b"lakehouse.schema"
 _COMMIT_ATTEMPTS = 20
 IDEMPOTENCY_WINDOW = 1000
 MAX_IDEMPOTENCY_KEY = 200
+VERSION_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -261,6 +267,8 @@ class Catalog:
         self.leases = Leases(store, lease_seconds)
         self._lock = threading.RLock()
         self._latest: dict[str, Manifest] = {}
+        self._head = ""  # the head object's etag when this process last read or wrote it
+        self._versions: dict[tuple[str, int], Manifest] = {}  # committed versions are immutable
         self.on_commit: list[Callable[[Manifest, Manifest | None], None]] = []
         """Called after each commit this process makes, with the new version and the one
         before it (None for a new dataset); what they raise is theirs (see `_committed`)."""
@@ -270,6 +278,7 @@ class Catalog:
 
     def reload(self) -> None:
         """Re-read every dataset's latest manifest from storage (other writers' commits)."""
+        self.changed()  # first: a commit after this look changes the head again
         latest: dict[str, tuple[int, str]] = {}  # folded name -> (version, key)
         for info in self.store.list(MANIFEST_PREFIX):
             folder, _, file = info.key[len(MANIFEST_PREFIX) :].partition("/")
@@ -284,6 +293,27 @@ class Catalog:
             fresh[folded] = known if known and known.version == version else decode_manifest(self.store.read_bytes(key))
         with self._lock:
             self._latest = fresh
+
+    def changed(self) -> bool:
+        """Whether any server committed since this process last looked (a HEAD of the head
+        object); call `reload` when it says so."""
+        try:
+            etag = self.store.stat(HEAD_KEY).etag
+        except NotFound:
+            etag = ""
+        if etag == self._head:
+            return False
+        self._head = etag
+        return True
+
+    def _announce(self, m: Manifest) -> None:
+        """Rewrite the head object after a commit. A failure costs only speed: other servers
+        then see the commit at their next full re-read (`query.view_ttl_seconds`)."""
+        body = json.dumps({"dataset": m.name, "version": m.version, "nonce": uuid.uuid4().hex}).encode()
+        try:
+            self._head = self.store.put(HEAD_KEY, io.BytesIO(body), len(body)).etag
+        except LakehouseError as exc:
+            log.warning("cannot announce %s version %d to other servers now: %s", m.name, m.version, exc.message)
 
     def _reload_name(self, name: str) -> Manifest | None:
         latest = 0
@@ -328,10 +358,17 @@ class Catalog:
 
     def read_version(self, name: str, version: int) -> Manifest | None:
         """Version `version` of dataset `name` as committed, from storage; None if absent."""
+        known = self._versions.get((name.lower(), version))
+        if known is not None:
+            return known
         try:
-            return decode_manifest(self.store.read_bytes(_version_key(name, version)))
+            m = decode_manifest(self.store.read_bytes(_version_key(name, version)))
         except NotFound:
             return None
+        if len(self._versions) >= VERSION_CACHE_SIZE:
+            self._versions.clear()
+        self._versions[(name.lower(), version)] = m
+        return m
 
     def get(self, name: str) -> Manifest:
         m = self.find(name)
@@ -414,6 +451,7 @@ class Catalog:
                     current = self._reload_name(name)
                     continue
                 self._latest[name.lower()] = manifest
+                self._announce(manifest)
                 self._committed(manifest, current if current is not None and current.version == manifest.version - 1 else None)
                 return manifest
         raise Busy(f"dataset {name!r} is being changed by other writers; try again", retry_after=1.0)
@@ -494,6 +532,7 @@ class Catalog:
                     current = reloaded
                     continue
                 self._latest[name.lower()] = tomb
+                self._announce(tomb)
                 self._committed(tomb, current)
                 return current
         raise Busy(f"dataset {name!r} is being changed by other writers; try again", retry_after=1.0)

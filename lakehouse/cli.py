@@ -176,11 +176,14 @@ def _serve(lake: Any, only: str | None) -> None:
         from flight.server import serve_flight
 
         server = serve_flight(lake)
+        lake.join(server.advertised)
         stoppers.append(server.shutdown)
         # `wait`, not `serve`: `serve` installs Flight's own SIGINT/SIGTERM handlers, which would
         # replace ours and wait for running calls instead of interrupting their queries first.
         threads.append(threading.Thread(target=server.wait, name="flight", daemon=True))
-        log.info("Flight server on grpc://%s:%d", lake.config.flight.host, server.port)
+        log.info("Flight server on %s", server.advertised)
+    else:
+        lake.join(None)  # no Flight to share reads through; still follow the other servers' commits
     if only in (None, "http"):
         from http_edge.server import serve_http
 

@@ -39,6 +39,9 @@ class FlightConfig:
     host: str = "127.0.0.1"
     port: int = 8815
     max_concurrent_queries: int = 16
+    advertise_uri: str = ""
+    """The URI other servers and clients reach this one at (FlightInfo locations, the peer
+    record in the bucket); empty: `grpc[+tls]://<host>:<port>` as bound."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
@@ -21,6 +21,7 @@ from lakehouse.admission import Admission
 from lakehouse.auth import ADMIN, Authenticator, Identity
 from lakehouse.cache import ObjectCache
 from lakehouse.catalog import DATASET_PREFIX, MANIFEST_PREFIX, Catalog, Manifest, committing, validate_name
+from lakehouse.cluster import Cluster, Part, Share, place
 from lakehouse.compaction import compact
 from lakehouse.config import Config
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound
@@ -28,6 +29,7 @@ from lakehouse.formats import ReadContext, ReadOptions, format_for, read_upload
 from lakehouse.iceberg import Iceberg
 from lakehouse.ingest import IngestResult, check_mode, write_batches
 from lakehouse.query import BATCH_ROWS, QueryEngine, QueryResult
+from lakehouse.shapes import Scan
 from lakehouse.secrets import FileSecretsProvider, SecretsProvider
 from lakehouse.storage import ObjectInfo, ObjectStore, open_store, validate_key
 from lakehouse.users import UserStore
@@ -50,6 +52,7 @@ class Health:
     detail: str
     queries_running: int
     catalog_stale_seconds: float | None
+    peers: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,7 @@ class Health:
             "detail": self.detail,
             "queries_running": self.queries_running,
             "catalog_stale_seconds": None if self.catalog_stale_seconds is None else round(self.catalog_stale_seconds, 1),
+            "peers": list(self.peers),
         }
 
 
@@ -134,6 +138,7 @@ class Lake:
         self.auth = Authenticator(config.auth, UserStore(config.secrets.path))
         self.iceberg = Iceberg(store, self.cache, self.catalog)
         self.catalog.on_commit.append(self._publish)
+        self.cluster: Cluster | None = None
         self._compacting: set[str] = set()
         self._compacting_lock = threading.Lock()
         if config.catalog.compact_after_objects:
@@ -153,7 +158,16 @@ class Lake:
         that responses still streaming end and the servers can stop."""
         self.query_engine.watchdog.stop_all()
 
+    def join(self, advertise: str | None) -> Cluster:
+        """Start following the other servers on this bucket: their commits within a second,
+        and (with `advertise`, this server's Flight URI) who is alive to share reads with."""
+        self.cluster = Cluster(self.store, self.catalog.changed, self.catalog.reload, advertise)
+        self.cluster.start()
+        return self.cluster
+
     def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.close()
         self.query_engine.close()
         self.store.close()
 
@@ -364,13 +378,18 @@ class Lake:
         tag: str | None = None,
         version: int | None = None,
         as_of: datetime | None = None,
+        part: Part | None = None,
     ) -> QueryResult:
         """Run a read-only query; `gate` is the calling edge's cap on concurrent queries,
         `client_gone` tells the watchdog when the client has left (see `QueryEngine.execute`)
         `who` limits the datasets the query may read to the caller's, and `tag` names the
         query for `cancel`. With `version` (or `as_of`, a time: the version current then) the
-        one dataset the query reads is read as it was at that version."""
-        pinned = self._pinned(sql, who, version, as_of) if version is not None or as_of is not None else ()
+        one dataset the query reads is read as it was at that version. With `part` (a share
+        of a split query, see `split`) it reads only that share's objects."""
+        if part is not None:
+            pinned: tuple[Manifest, ...] = (self._part(part),)
+        else:
+            pinned = self._pinned(sql, who, version, as_of) if version is not None or as_of is not None else ()
         return self.query_engine.execute(sql, params, batch_rows, gate, client_gone, who, tag, pinned)
 
     def _pinned(self, sql: str, who: Identity | None, version: int | None, as_of: datetime | None) -> tuple[Manifest, ...]:
@@ -382,6 +401,36 @@ class Lake:
         if live is None:
             raise NotFound(f"dataset {names[0]!r} not found")
         return (self.manifest_then(live.name, version, as_of),)
+
+    def shares(self, manifest: Manifest) -> list[Share]:
+        """How a read of the whole version is split: among the live peers when there are
+        several (`cluster.place`), else in groups this server serves."""
+        peers = self.cluster.peers() if self.cluster is not None else []
+        return place(manifest.objects, peers, self.config.ingest.max_object_bytes)
+
+    def split(self, sql: str, who: Identity | None = None) -> tuple[Manifest, list[Share]] | None:
+        """The shares a query's result can be read in, from several servers at once: for a
+        scan, filter or projection of one dataset (`shapes.Scan`) with objects to spread over
+        live peers; None for any other query (it is answered whole)."""
+        if self.cluster is None or len(self.cluster.peers()) < 2:
+            return None
+        shape = self.query_engine.shape(sql, who)
+        if not isinstance(shape, Scan):
+            return None
+        m = self.catalog.resolve(shape.table)
+        if m is None or len(m.objects) < 2:
+            return None
+        shares = self.shares(m)
+        return (m, shares) if len(shares) > 1 else None
+
+    def _part(self, part: Part) -> Manifest:
+        """The version a share of a split query reads: its dataset's version, cut to its objects."""
+        m = self.catalog.at(part.dataset, part.version)
+        keys = set(part.keys)
+        objects = tuple(o for o in m.objects if o.key in keys)
+        if len(objects) != len(keys):
+            raise InvalidInput(f"invalid ticket: its objects are not all part of version {part.version} of {part.dataset!r}")
+        return replace(m, objects=objects)
 
     def manifest_then(self, name: str, version: int | None = None, as_of: datetime | None = None) -> Manifest:
         """The dataset's manifest at `version`, or the version current at `as_of`, or now."""
@@ -395,10 +444,12 @@ class Lake:
         client_gone: Callable[[], bool] | None = None,
         who: Identity | None = None,
         tag: str | None = None,
+        part: Part | None = None,
     ) -> QueryResult:
         """A query run once per row of `?` values (once without rows), as one result: the first
-        run's schema, then every run's batches; each run is a `query` of its own."""
-        first = self.query(sql, rows[0] if rows else None, gate, client_gone, who=who, tag=tag)
+        run's schema, then every run's batches; each run is a `query` of its own (`part`: a
+        share of a split query, which has no values)."""
+        first = self.query(sql, rows[0] if rows else None, gate, client_gone, who=who, tag=tag, part=part)
 
         def batches() -> Iterator[pa.RecordBatch]:
             with first:
@@ -463,7 +514,8 @@ class Lake:
             engine = True
         except LakehouseError as exc:
             engine, detail = False, f"query engine failed: {exc.message}" if storage else detail
-        return Health(storage, engine, len(self.catalog.list()), detail, self.query_engine.watchdog.running, self.query_engine.stale_seconds)
+        peers = tuple(self.cluster.peers()) if self.cluster is not None else ()
+        return Health(storage, engine, len(self.catalog.list()), detail, self.query_engine.watchdog.running, self.query_engine.stale_seconds, peers)
 
     @property
     def catalog_stale_seconds(self) -> float | None:
