@@ -59,6 +59,7 @@ class ObjectCache:
         self._locks: dict[str, threading.Lock] = {}
         self._entries: OrderedDict[str, int] = OrderedDict()  # key -> bytes, least recently used first
         self._total = 0
+        self._reserved = 0  # bytes of copies being downloaded
         self._sizes: dict[str, int] = {}  # object sizes the manifests told (no HEAD to learn them)
         self._seen: OrderedDict[str, None] = OrderedDict()  # keys missed once
         self._fills: queue.Queue[str] = queue.Queue()
@@ -187,6 +188,12 @@ class ObjectCache:
                 pass  # gone or unreachable: the next miss tries again
             except Exception:  # a filler must outlive any one object
                 log.exception("cannot cache object %s", key)
+            finally:
+                self._fills.task_done()
+
+    def settle(self) -> None:
+        """Wait for the background copies asked for so far (benchmarks and tests)."""
+        self._fills.join()
 
     def _fill(self, key: str) -> None:
         with self._guard:
@@ -197,25 +204,37 @@ class ObjectCache:
                     if key in self._entries and (self.root / key).exists():
                         self._entries.move_to_end(key)
                         return
+                expected = self._sizes.get(key)
+                if expected is None:
+                    expected = self._sizes[key] = self.store.stat(key).size
+                # Room is made before the download: the copy in flight counts against the bound.
+                with self._guard:
+                    self._evict_over(self.max_bytes - expected - self._reserved)
+                    self._reserved += expected
                 tmp = self.spool_file()
                 try:
                     with self.store.open(key) as src, tmp.open("wb") as out:
                         shutil.copyfileobj(src, out, CHUNK)
                     size = tmp.stat().st_size
                     metrics.cache_miss(size)
-                    self._admit(key, tmp, size)
+                    self._admit(key, tmp, size, expected)
+                    expected = 0
                 finally:
                     tmp.unlink(missing_ok=True)
+                    with self._guard:
+                        self._reserved -= expected
         finally:
             with self._guard:
                 self._locks.pop(key, None)
 
-    def _admit(self, key: str, source: Path, size: int) -> None:
+    def _admit(self, key: str, source: Path, size: int, reserved: int = 0) -> None:
+        """Move `source` in as the copy of `key`, the room `reserved` for it becoming its own."""
         target = self.root / validate_key(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._guard:
+            self._reserved -= reserved
             # Make room first, so the directory never holds more than the bound.
-            self._evict_over(self.max_bytes - size, keep=key)
+            self._evict_over(self.max_bytes - size - self._reserved, keep=key)
             os.replace(source, target)
             previous = self._entries.pop(key, 0)
             self._entries[key] = size
