@@ -290,8 +290,12 @@ class Catalog:
         fresh: dict[str, Manifest] = {}
         for folded, (version, key) in latest.items():
             known = self._latest.get(folded)
-            fresh[folded] = known if known and known.version == version else decode_manifest(self.store.read_bytes(key))
+            fresh[folded] = known if known and known.version >= version else decode_manifest(self.store.read_bytes(key))
         with self._lock:
+            # A commit made while the listing ran has a higher version than the listing saw: keep it.
+            for folded, m in self._latest.items():
+                if folded not in fresh or fresh[folded].version < m.version:
+                    fresh[folded] = m
             self._latest = fresh
 
     def changed(self) -> bool:
@@ -311,7 +315,9 @@ class Catalog:
         then see the commit at their next full re-read (`query.view_ttl_seconds`)."""
         body = json.dumps({"dataset": m.name, "version": m.version, "nonce": uuid.uuid4().hex}).encode()
         try:
-            self._head = self.store.put(HEAD_KEY, io.BytesIO(body), len(body)).etag
+            # Its etag is not taken as seen: another server's head written just before would be
+            # hidden by it, so this process re-reads the catalog after its own commits too.
+            self.store.put(HEAD_KEY, io.BytesIO(body), len(body))
         except LakehouseError as exc:
             log.warning("cannot announce %s version %d to other servers now: %s", m.name, m.version, exc.message)
 

@@ -109,7 +109,7 @@ class QueryEngine:
         """Re-read the catalog when `query.view_ttl_seconds` passed; cheap otherwise.
 
         When storage cannot be reached, queries go on over the last catalog read (`stale_since`
-        says since when) instead of failing: the objects they read are local. While it lasts,
+        says since when) instead of failing: the objects they read may be cached. While it lasts,
         the catalog is re-read in the background, so no query waits for storage again; the
         first success ends it. `force` (an explicit refresh) raises instead.
         """
