@@ -127,12 +127,14 @@ def main() -> None:
         def prefetch(n: int) -> duckdb.DuckDBPyConnection:
             cache = ObjectCache(store, work / f"prefetch-{n}", 1 << 40)
             db = duckdb.connect()
+            db.execute("SET parquet_metadata_cache=true")  # as the engine does
             db.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({[cache.path(k) for k in keys]!r})")
             return db
 
         def ranges(n: int) -> duckdb.DuckDBPyConnection:
             cache = ObjectCache(store, work / f"ranges-{n}", 0)
             db = duckdb.connect()
+            db.execute("SET parquet_metadata_cache=true")  # as the engine does
             db.register_filesystem(ObjectFiles(cache))
             db.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet({[cache.reference(o.key, o.size) for o in objects]!r})")
             return db

@@ -83,6 +83,8 @@ class QueryEngine:
         # and timestamps would come back as Etc/UTC while the catalog says UTC.
         self._db.execute("SET GLOBAL TimeZone='UTC'")
         self._db.execute(f"SET temp_directory={sql_literal(str(tmp))}")
+        # Objects never change under a key: their footers can be kept between queries.
+        self._db.execute("SET parquet_metadata_cache=true")
         if config.threads:
             self._db.execute(f"SET threads={int(config.threads)}")
         self._db.execute(f"SET allowed_directories=[{', '.join(sql_literal(a) for a in allowed)}]")
