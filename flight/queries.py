@@ -17,8 +17,7 @@ import pyarrow.flight as flight
 
 from flight import columns, tickets
 from flight import sql_codec as codec
-from flight.batches import bounded_batches
-from flight.errors import stream_errors
+from flight.batches import result_stream
 from flight.middleware import caller
 from lakehouse import statements
 from lakehouse.admission import Admission
@@ -114,4 +113,8 @@ def query_stream(lake: Lake, ticket: tickets.QueryTicket, gate: Admission, conte
     rows = statements.parameter_rows(ticket.params) if ticket.params is not None else []
     who = caller(context)
     result = lake.query_each(ticket.sql, rows, gate, context.is_cancelled, who, tag=tickets.encode(ticket).decode(), part=ticket.part)
-    return flight.GeneratorStream(result_schema(lake, ticket.sql, result.schema, who), stream_errors(bounded_batches(result)))
+    try:
+        return result_stream(result_schema(lake, ticket.sql, result.schema, who), iter(result))
+    except BaseException:
+        result.close()
+        raise

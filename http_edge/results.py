@@ -1,9 +1,10 @@
 """Query results as the formats a client can ask for: a JSON array, NDJSON, CSV or Arrow IPC.
 
-A result is cut at a row limit. Whether rows were left behind is a response header, so up to
-`LOOKAHEAD_BYTES` of the result is read before the first byte goes out; a result larger than
-that streams on without the answer (the header then says `unknown`). Nothing past the limit
-is ever read, and each format is encoded one record batch at a time.
+A result is cut at a row limit. Its first batch is read before the response starts: a result
+that ends (or passes the limit) within it is answered whole, with an exact truncation header;
+any other streams from there, batch by batch, so memory holds a batch or two whatever the
+result's size, and the header says `unknown` (the body's trailer says for certain). Nothing
+past the limit is ever read.
 
 JSON values are written faithfully: dates and timestamps as ISO 8601, decimals as strings
 (a DuckDB `sum` of integers is a 128-bit decimal), binary as base64, lists as arrays, structs
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -35,12 +37,6 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # Anything msgspec has no notation for is written as its text rather than failing the response.
 _JSON = msgspec.json.Encoder(enc_hook=str)
 _ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"  # Arrow adds the fraction digits of the unit
-
-
-LOOKAHEAD_BYTES = 8 * 1024 * 1024
-"""How much of a result is read before the response starts: a result that ends (or passes the
-row limit) within it gets an exact truncation header; a larger one streams on, batch by batch,
-so memory stays at this plus one batch whatever the result's size."""
 
 
 TRUNCATED_KEY = "$truncated"
@@ -80,31 +76,32 @@ class Rows:
 _CUT = object()
 
 
-def first_rows(result: QueryResult, limit: int, lookahead_bytes: int = LOOKAHEAD_BYTES) -> Rows:
-    """Read `result` until the limit, its end or `lookahead_bytes`, whichever comes first."""
+def first_rows(result: QueryResult, limit: int) -> Rows:
+    """Read `result` until the limit, its end or the batch after its first rows, whichever
+    comes first: a result of one batch is then known whole, any other streams from there."""
     head: list[pa.RecordBatch] = []
-    count = size = 0
+    count = 0
     try:
         for batch in result:
             if count + batch.num_rows > limit:
                 head.append(batch.slice(0, limit - count))
                 result.close()
                 return Rows(result.schema, head, iter(()), True, limit)
+            if count and batch.num_rows:  # a second batch with rows: stream on from here
+                return Rows(result.schema, head, _up_to(result, limit - count, batch), None, limit)
             head.append(batch)
             count += batch.num_rows
-            size += batch.nbytes
-            if size >= lookahead_bytes:
-                return Rows(result.schema, head, _up_to(result, limit - count), None, limit)
     except BaseException:
         result.close()
         raise
     return Rows(result.schema, head, iter(()), False, limit)
 
 
-def _up_to(result: QueryResult, remaining: int) -> Iterator[pa.RecordBatch | object]:
-    """The rest of a result up to `remaining` rows, then `_CUT` if any row was left out."""
+def _up_to(result: QueryResult, remaining: int, first: pa.RecordBatch) -> Iterator[pa.RecordBatch | object]:
+    """`first`, then the rest of a result, up to `remaining` rows, then `_CUT` if any row was
+    left out."""
     with result:
-        for batch in result:
+        for batch in itertools.chain([first], result):
             if batch.num_rows > remaining:
                 if remaining:
                     yield batch.slice(0, remaining)

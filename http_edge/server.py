@@ -7,10 +7,10 @@ import ssl
 import uvicorn
 
 from http_edge.app import create_app
+from http_edge.protocol import BoundedHttpToolsProtocol
 from lakehouse.lake import Lake
 
 GRACEFUL_SECONDS = 2
-MAX_HEADER_BYTES = 64 * 1024
 
 
 class HttpServer:
@@ -23,7 +23,7 @@ class HttpServer:
             port=http.port,
             log_config=None,  # the process's own logging set-up applies
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            http=BoundedHttpToolsProtocol,
             ssl_certfile=tls.cert or None,
             ssl_keyfile=tls.key or None,
             ssl_ca_certs=tls.client_ca or None,

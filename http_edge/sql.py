@@ -12,7 +12,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException
 from litestar.params import JSONBody
-from litestar.response import Stream
+from litestar.response import Response, Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_406_NOT_ACCEPTABLE
 
 from http_edge.auth import needs
@@ -69,7 +69,7 @@ class SqlController(Controller):
             "lakehouse.truncated metadata in Arrow."
         ),
     )
-    async def sql(self, data: JSONBody[SqlRequest], request: Request[Any, Any, Any], lake: NamedDependency[Lake], query_gate: NamedDependency[Admission]) -> Stream:
+    async def sql(self, data: JSONBody[SqlRequest], request: Request[Any, Any, Any], lake: NamedDependency[Lake], query_gate: NamedDependency[Admission]) -> Response[bytes] | Stream:
         media_type = request.accept.best_match(list(ENCODERS)) if "accept" in request.headers else JSON
         if media_type is None:
             raise HTTPException(status_code=HTTP_406_NOT_ACCEPTABLE, detail=f"cannot answer with {request.headers['accept']!r}", extra={"available": list(ENCODERS)})
@@ -81,14 +81,16 @@ class SqlController(Controller):
         try:
             # An async handler running the query in a thread itself: Litestar wraps a
             # sync_to_thread handler once per path, so with the alias path it would be wrapped twice.
-            def run() -> Rows:
+            def run() -> tuple[Rows, bytes | None]:
                 result = lake.query(
                     data.sql, data.params, gate=query_gate, client_gone=watch.gone, batch_rows=BATCH_ROWS, who=request.user,
                     version=data.version, as_of=data.as_of,
                 )
-                return first_rows(result, limit)
+                rows = first_rows(result, limit)
+                # A result read whole is encoded here, in one step off the event loop.
+                return rows, None if rows.truncated is None else b"".join(ENCODERS[media_type](rows))
 
-            rows = await anyio.to_thread.run_sync(run)
+            rows, whole = await anyio.to_thread.run_sync(run)
         except BaseException:
             watch.close()
             raise
@@ -96,5 +98,8 @@ class SqlController(Controller):
         stale = lake.catalog_stale_seconds
         if stale is not None:
             headers[STALE_HEADER] = f"{stale:.1f}"
+        if whole is not None:
+            watch.close()
+            return Response(whole, media_type=media_type, headers=headers)
         return Stream(iterate_in_thread(ENCODERS[media_type](rows), on_close=watch.close), media_type=media_type, headers=headers)
 
