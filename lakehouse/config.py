@@ -58,6 +58,9 @@ class QueryConfig:
     view_ttl_seconds: float = 30.0
     threads: int = 0
     timeout_seconds: float = 300.0
+    hot_max_bytes: int = GIB
+    """Datasets queried twice are held in DuckDB's memory, compressed, up to this many bytes
+    of Parquet in all (`hot.py`); 0: always read the Parquet objects."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import duckdb
 import pyarrow as pa
 from duckdb import _seam
 
-from lakehouse import metrics
+from lakehouse import hot, metrics
 from lakehouse.admission import Admission
 from lakehouse.auth import Identity
 from lakehouse.cache import SCHEME, ObjectCache, ObjectFiles
@@ -89,7 +89,9 @@ class QueryEngine:
             self._db.execute(f"SET threads={int(config.threads)}")
         self._db.execute(f"SET allowed_directories=[{', '.join(sql_literal(a) for a in allowed)}]")
         self._db.execute("SET enable_external_access=false")
+        self._db.execute(f"ATTACH ':memory:' AS {hot.DATABASE}")  # before the lock: see hot.py
         self._db.execute("SET lock_configuration=true")
+        self.hot = hot.HotTables(self, config.hot_max_bytes)
         self._views: dict[str, str] = {}
         self._generation = 0  # bumped whenever a view changes; keys the schema cache
         self._schemas: dict[tuple[str, tuple[type, ...], tuple[str, ...]], tuple[int, pa.Schema]] = {}
@@ -159,6 +161,7 @@ class QueryEngine:
         manifests = {m.name: m for m in self.catalog.list()}
         if all(self._views.get(n) == m.etag for n, m in manifests.items()) and len(manifests) == len(self._views):
             return
+        changed = [n for n in self._views if manifests.get(n) is None or manifests[n].etag != self._views[n]]
         with self._lock:
             self._generation += 1
             for name, m in manifests.items():
@@ -179,6 +182,25 @@ class QueryEngine:
             for name in [n for n in self._views if n not in manifests]:
                 self._db.execute(f"DROP VIEW IF EXISTS {quote_name(name)}")
                 del self._views[name]
+        for name in changed:  # their views read the new version now; a copy of the old one goes
+            self.hot.forget(name)
+
+    def adopt_copy(self, m: Manifest, select: str) -> bool:
+        """Point the view of `m`'s dataset at an in-memory copy of it (`hot.py`), if the view
+        still reads that version."""
+        with self._lock:
+            if self._views.get(m.name) != m.etag:
+                return False
+            self._db.execute(f"CREATE OR REPLACE VIEW {quote_name(m.name)} AS {select}")
+            self._generation += 1
+            return True
+
+    def release_copy(self, m: Manifest) -> None:
+        """Point the view of `m`'s dataset back at its objects, before its copy is dropped."""
+        with self._lock:
+            if self._views.get(m.name) == m.etag:
+                self._db.execute(self._view_sql(m))
+                self._generation += 1
 
     def _view_sql(self, m: Manifest, temporary: bool = False, name: str | None = None) -> str:
         return f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {quote_name(name or m.name)} AS {self.source_sql(m)}"
@@ -279,7 +301,9 @@ class QueryEngine:
         """
         cursor = cursor or self.cursor()
         self.sync_views()
-        self.check(sql, cursor, who)
+        read = self.check(sql, cursor, who)
+        if not pinned:
+            self.hot.used([m for m in (self.catalog.resolve(n) for n in read) if m is not None])
         for m in pinned:
             self._temporary_view(cursor, m, m.name)
         sql = self._time_travel(sql, cursor)
@@ -491,6 +515,7 @@ class QueryEngine:
 
     def close(self, grace_seconds: float = 2.0) -> None:
         """Stop running queries, give them `grace_seconds` to unwind, then close DuckDB."""
+        self.hot.close()
         self.watchdog.stop_all()
         if not self.watchdog.wait_idle(grace_seconds):
             log.warning("%d queries still running at shutdown; closing anyway", self.watchdog.running)

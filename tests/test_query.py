@@ -135,6 +135,7 @@ def test_append_is_seen_by_the_next_query(workers: Lake) -> None:
 
 
 def test_views_are_not_rebuilt_per_query(workers: Lake) -> None:
+    workers.query_engine.hot.max_bytes = 0  # no in-memory copies, whose views change too (below)
     workers.query("SELECT 1").read_all()
     rebuilds = workers.query_engine._generation
     for _ in range(3):
@@ -214,3 +215,41 @@ def test_timestamps_come_back_in_the_zone_the_catalog_names(lake: Lake) -> None:
     result = lake.query("SELECT seen, seen + INTERVAL 1 HOUR AS later FROM events").read_all()
     assert lake.manifest("events").schema.field("seen").type == pa.timestamp("us", tz="UTC")
     assert result.schema.field("seen").type == result.schema.field("later").type == pa.timestamp("us", tz="UTC")
+
+
+def _held(lake: Lake, name: str, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if name in lake.query_engine.hot._copies:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_dataset_queried_twice_is_held_in_memory_with_the_same_answers(workers: Lake) -> None:
+    queries = [
+        "SELECT * FROM workers ORDER BY id", "SELECT role, count(*) AS n, sum(rate) AS r FROM workers WHERE state = 'IL' GROUP BY role ORDER BY role",
+        "SELECT * FROM workers WHERE id = 4321",
+    ]
+    from_objects = [workers.query(q).read_all() for q in queries]
+    assert _held(workers, "workers")
+    assert [workers.query(q).read_all() for q in queries] == from_objects
+    assert workers.query("SELECT * FROM workers AT (VERSION => 1) WHERE id = 4321").read_all() == from_objects[2]
+    # A commit switches the view to the new version at once; the copy of the old one is dropped.
+    workers.ingest_arrow("workers", pa.table({"id": pa.array([10_000], pa.int64()), "role": ["dev"], "state": ["IL"], "rate": [1.0]}).to_reader(), mode="append")
+    assert workers.query("SELECT count(*) AS n FROM workers WHERE id >= 0").read_all().to_pylist() == [{"n": 10_001}]
+    assert "workers" not in workers.query_engine.hot._copies
+    assert not [t for (t,) in workers.query_engine.cursor().execute("SELECT table_name FROM duckdb_tables() WHERE database_name = '_hot'").fetchall()]
+
+
+def test_in_memory_copies_stay_within_their_budget(workers: Lake) -> None:
+    size = workers.manifest("workers").total_bytes
+    workers.query_engine.hot.max_bytes = size + workers.manifest("roles").total_bytes - 1  # not both
+    for _ in range(2):
+        workers.query("SELECT count(*) AS n FROM workers WHERE state = 'IL'").read_all()
+    assert _held(workers, "workers")
+    for _ in range(2):
+        workers.query("SELECT * FROM roles").read_all()
+    assert _held(workers, "roles")
+    assert list(workers.query_engine.hot._copies) == ["roles"]  # the least recently used went
+    assert workers.query("SELECT count(*) AS n FROM workers WHERE state = 'IL'").read_all().to_pylist() == [{"n": 5_000}]

@@ -1,0 +1,142 @@
+"""Hot datasets: a compressed copy of a dataset's current version in DuckDB's memory.
+
+DuckDB over Parquet decompresses whole column chunks for every query: a 1-row filter of 500k
+rows reads a row group of every column (12 ms). A DuckDB table answers it from its own
+storage (zone maps, late reads) in 3 ms, a GROUP BY in 3.5 ms against 5, a `SELECT *` in 73
+ms against 111; compressed by a CHECKPOINT, the copy takes about 1.3x the Parquet's bytes.
+So a dataset queried twice at one version is copied into a table of the `_hot` database in
+the background, and its view is switched to the copy once it is complete; until then, and for any
+version too big, queries read the Parquet as before. The copies are kept within
+`query.hot_max_bytes` (counted in Parquet bytes), the least recently queried dropped first.
+
+A copy is of one manifest version: a commit switches the view back to the new version's
+objects at once (`QueryEngine._build_views`) and drops the copy; the new version is copied
+when it is queried twice. Time travel and split queries read the Parquet objects, never a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from lakehouse.catalog import Manifest
+from lakehouse.errors import LakehouseError
+
+if TYPE_CHECKING:
+    from lakehouse.query import QueryEngine
+
+log = logging.getLogger(__name__)
+
+DATABASE = "_hot"
+"""An in-memory database of its own, attached to the engine's: its CHECKPOINT (which
+compresses the copies) waits for no transaction of the queries' database."""
+HEAT = 2
+"""Queries of one version before it is copied: a dataset written and never read again, or
+changed by every commit, is not copied in vain."""
+
+
+@dataclass(frozen=True)
+class _Copy:
+    manifest: Manifest
+    table: str
+
+
+class HotTables:
+    def __init__(self, engine: "QueryEngine", max_bytes: int) -> None:
+        self._engine = engine
+        self.max_bytes = max_bytes
+        self._copies: OrderedDict[str, _Copy] = OrderedDict()  # dataset -> copy, least recently used first
+        self._heat: dict[str, int] = {}  # etag -> queries seen
+        self._pending: set[str] = set()  # etags being copied
+        self._guard = threading.Lock()
+        self._work: queue.Queue[Manifest | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._serial = 0
+
+    def used(self, manifests: list[Manifest]) -> None:
+        """The datasets a query reads: copy a version queried `HEAT` times, keep copies fresh."""
+        for m in manifests:
+            with self._guard:
+                copy = self._copies.get(m.name)
+                if copy is not None and copy.manifest.etag == m.etag:
+                    self._copies.move_to_end(m.name)
+                    continue
+                if not 0 < m.total_bytes <= self.max_bytes or m.etag in self._pending:
+                    continue
+                heat = self._heat[m.etag] = self._heat.get(m.etag, 0) + 1
+                if heat < HEAT:
+                    continue
+                self._pending.add(m.etag)
+                if self._worker is None:
+                    self._worker = threading.Thread(target=self._run, name="hot-copies", daemon=True)
+                    self._worker.start()
+            self._work.put(m)
+
+    def forget(self, name: str) -> None:
+        """The dataset changed or left: its view reads something else now; drop its copy.
+        Called with the engine's lock held."""
+        with self._guard:
+            copy = self._copies.pop(name, None)
+        if copy is not None:
+            self._drop(copy.table)
+
+    def close(self) -> None:
+        self._work.put(None)
+
+    def _run(self) -> None:
+        while (m := self._work.get()) is not None:
+            try:
+                self._copy(m)
+            except (duckdb.Error, LakehouseError) as exc:
+                log.info("cannot hold %s version %d in memory now: %s", m.name, m.version, exc)
+            except Exception:
+                log.exception("copying %s into memory failed", m.name)
+            finally:
+                with self._guard:
+                    self._pending.discard(m.etag)
+                    self._heat.pop(m.etag, None)
+
+    def _copy(self, m: Manifest) -> None:
+        from lakehouse.query import quote_name  # the engine's module imports this one
+
+        self._serial += 1
+        table = f"{DATABASE}.main.{quote_name(f'{m.name.lower()}_{m.version}_{self._serial}')}"
+        cursor = self._engine.cursor()
+        try:
+            cursor.execute(f"CREATE TABLE {table} AS {self._engine.source_sql(m)}")
+            cursor.execute(f"CHECKPOINT {DATABASE}")  # compresses the new table: about 1.3x its Parquet bytes instead of 7x
+        finally:
+            cursor.close()
+        evicted = []
+        with self._guard:  # so a `forget` of the dataset comes before or after, never between
+            if not self._engine.adopt_copy(m, f"SELECT * FROM {table}"):
+                evicted.append(_Copy(m, table))  # the dataset changed meanwhile
+            else:
+                previous = self._copies.pop(m.name, None)
+                if previous is not None:
+                    evicted.append(previous)
+                self._copies[m.name] = _Copy(m, table)
+                while sum(c.manifest.total_bytes for c in self._copies.values()) > self.max_bytes and len(self._copies) > 1:
+                    _, oldest = self._copies.popitem(last=False)
+                    self._engine.release_copy(oldest.manifest)
+                    evicted.append(oldest)
+        for copy in evicted:
+            self._drop(copy.table)
+        if not evicted or evicted[0].table != table:
+            log.info("holding %s version %d in memory (%d bytes of Parquet)", m.name, m.version, m.total_bytes)
+        log.info("holding %s version %d in memory (%d bytes of Parquet)", m.name, m.version, m.total_bytes)
+
+    def _drop(self, table: str) -> None:
+        cursor = self._engine.cursor()
+        try:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        except duckdb.Error as exc:
+            log.warning("cannot drop the in-memory copy %s: %s", table, exc)
+        finally:
+            cursor.close()
