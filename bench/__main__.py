@@ -18,10 +18,11 @@ from typing import Callable
 
 from bench import ingest, memory, queries, scale
 from bench.clients import Adbc, DuckDbLocal, FlightDoGet, HttpSql, SqlClient
-from bench.harness import Environment, Lakehouse, OtherLoad, Timing, log
+from bench.harness import Environment, Lakehouse, OtherLoad, Timing, log, reset_peak_rss
 from bench.peer import Roapi, single_parquet
 from bench.report import Section, machine_facts, render
 from bench.workers import DEFAULT_ROWS, ensure_workers_csv
+from scripts.smoke import memory_mb
 
 TABLE = "workers"
 
@@ -53,8 +54,16 @@ def query_sections(env: Environment, lh: Lakehouse, csv_path: Path, rows: int, t
             http_json, http_arrow, adbc = (client(c) for c in peer.clients())
             small_peer, large_peer = [adbc, http_json], [adbc, http_arrow]
         warm = queries.run_warm(TABLE, baseline, small_ours, small_peer, timing.scaled(5))
+        servers = [("our server", lh.pid)] + ([("ROAPI", peer.proc.pid)] if peer else [])
+        idle = {name: memory_mb(pid, "VmRSS") for name, pid in servers}
+        for _, pid in servers:
+            reset_peak_rss(pid)  # the peak of this section alone, not of the ingest before it
         large = queries.run_large(TABLE, baseline, large_ours, large_peer, timing)
-        large.notes.append(f"peak RSS: our server {lh.peak_rss_mb():.0f} MB" + (f", ROAPI {peer.peak_rss_mb():.0f} MB" if peer else ""))
+        large.notes.append(
+            "RSS idle before the section -> peak during it: "
+            + ", ".join(f"{name} {idle[name]:.0f} -> {memory_mb(pid):.0f} MB ({memory_mb(pid) / idle[name]:.2f}x)" for name, pid in servers)
+            + "; goal for ours <= 1.5x"
+        )
         large.notes += notes
         clustered = queries.run_clustered(TABLE, baseline, small_ours[:1], small_peer[:1], timing.scaled(5), lambda: _compact(lh))
     return [warm, large, clustered]
