@@ -84,9 +84,21 @@ class Statement:
         return self.kind is Kind.QUERY
 
 
+REMEMBERED_STATEMENTS = 1024
+REMEMBERED_SQL_CHARS = 4096
+_parsed: dict[str, tuple[Statement, ...]] = {}
+
+
 def parse(sql: str) -> list[Statement]:
     """Split `sql` into statements and classify each; raises `InvalidInput` for SQL that is
-    malformed or that the lake refuses, `TooLarge` past `MAX_SQL_BYTES`."""
+    malformed or that the lake refuses, `TooLarge` past `MAX_SQL_BYTES`.
+
+    A statement's classification depends on its text alone, and clients send the same few
+    queries over and over (each ADBC `execute` prepares, then describes, the same text): short
+    texts are remembered, so the one parser, shared under a lock, is not on their path."""
+    known = _parsed.get(sql)
+    if known is not None:
+        return list(known)
     if len(sql) > MAX_SQL_BYTES or len(sql.encode()) > MAX_SQL_BYTES:
         raise TooLarge(f"SQL text over {MAX_SQL_BYTES} bytes; load data with bulk ingest (adbc_ingest) instead", {"max_bytes": MAX_SQL_BYTES})
     with _parser_lock:
@@ -96,7 +108,12 @@ def parse(sql: str) -> list[Statement]:
             raise InvalidInput(f"SQL error: {exc}") from None
     if not parsed:
         raise InvalidInput("no SQL statement given")
-    return [_classify(p) for p in parsed]
+    statements = [_classify(p) for p in parsed]
+    if len(sql) <= REMEMBERED_SQL_CHARS:
+        if len(_parsed) >= REMEMBERED_STATEMENTS:
+            _parsed.clear()
+        _parsed[sql] = tuple(statements)
+    return statements
 
 
 def parse_one(sql: str) -> Statement:
