@@ -29,8 +29,8 @@ from lakehouse.formats import ReadContext, ReadOptions, format_for, read_upload
 from lakehouse.iceberg import Iceberg
 from lakehouse.ingest import IngestResult, check_mode, write_batches
 from lakehouse.query import BATCH_ROWS, QueryEngine, QueryResult
-from lakehouse.shapes import Scan
 from lakehouse.secrets import FileSecretsProvider, SecretsProvider
+from lakehouse.shapes import Scan
 from lakehouse.storage import ObjectInfo, ObjectStore, open_store, validate_key
 from lakehouse.users import UserStore
 
