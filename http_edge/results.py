@@ -1,10 +1,10 @@
 """Query results as the formats a client can ask for: a JSON array, NDJSON, CSV or Arrow IPC.
 
-A result is cut at a row limit. Its first batch is read before the response starts: a result
-that ends (or passes the limit) within it is answered whole, with an exact truncation header;
-any other streams from there, batch by batch, so memory holds a batch or two whatever the
-result's size, and the header says `unknown` (the body's trailer says for certain). Nothing
-past the limit is ever read.
+A result is cut at a row limit. Its first `LOOKAHEAD_BYTES` are read before the response
+starts: a result that ends (or passes the limit) within them is answered whole, with an exact
+truncation header; any other streams from there, batch by batch, so memory holds that much
+plus a batch whatever the result's size, and the header says `unknown` (the body's trailer
+says for certain). Nothing past the limit is ever read.
 
 JSON values are written faithfully: dates and timestamps as ISO 8601, decimals as strings
 (a DuckDB `sum` of integers is a 128-bit decimal), binary as base64, lists as arrays, structs
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import io
-import itertools
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -37,6 +36,12 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # Anything msgspec has no notation for is written as its text rather than failing the response.
 _JSON = msgspec.json.Encoder(enc_hook=str)
 _ISO_SECONDS = "%Y-%m-%dT%H:%M:%S"  # Arrow adds the fraction digits of the unit
+
+
+LOOKAHEAD_BYTES = 1024 * 1024
+"""How much of a result is read before the response starts (a few batches): a result that
+ends (or passes the row limit) within it is answered whole, with an exact truncation header,
+and an error met in it is a 4xx; a larger one streams on from there."""
 
 
 TRUNCATED_KEY = "$truncated"
@@ -76,32 +81,31 @@ class Rows:
 _CUT = object()
 
 
-def first_rows(result: QueryResult, limit: int) -> Rows:
-    """Read `result` until the limit, its end or the batch after its first rows, whichever
-    comes first: a result of one batch is then known whole, any other streams from there."""
+def first_rows(result: QueryResult, limit: int, lookahead_bytes: int = LOOKAHEAD_BYTES) -> Rows:
+    """Read `result` until the limit, its end or `lookahead_bytes`, whichever comes first."""
     head: list[pa.RecordBatch] = []
-    count = 0
+    count = size = 0
     try:
         for batch in result:
             if count + batch.num_rows > limit:
                 head.append(batch.slice(0, limit - count))
                 result.close()
                 return Rows(result.schema, head, iter(()), True, limit)
-            if count and batch.num_rows:  # a second batch with rows: stream on from here
-                return Rows(result.schema, head, _up_to(result, limit - count, batch), None, limit)
             head.append(batch)
             count += batch.num_rows
+            size += batch.nbytes
+            if size >= lookahead_bytes:
+                return Rows(result.schema, head, _up_to(result, limit - count), None, limit)
     except BaseException:
         result.close()
         raise
     return Rows(result.schema, head, iter(()), False, limit)
 
 
-def _up_to(result: QueryResult, remaining: int, first: pa.RecordBatch) -> Iterator[pa.RecordBatch | object]:
-    """`first`, then the rest of a result, up to `remaining` rows, then `_CUT` if any row was
-    left out."""
+def _up_to(result: QueryResult, remaining: int) -> Iterator[pa.RecordBatch | object]:
+    """The rest of a result up to `remaining` rows, then `_CUT` if any row was left out."""
     with result:
-        for batch in itertools.chain([first], result):
+        for batch in result:
             if batch.num_rows > remaining:
                 if remaining:
                     yield batch.slice(0, remaining)

@@ -31,7 +31,8 @@ PAYLOAD = 1_000  # random bytes a row: 7.5 MB an object, 300 MB in all, incompre
 def _config(minio: minio_script.MinioServer, prefix: str, cache: Path, max_bytes: int) -> Config:
     base = load_config(environ={})
     storage = StorageConfig(uri=f"s3://{minio.bucket}/{prefix}", endpoint=minio.endpoint, cache_dir=str(cache), cache_max_bytes=max_bytes)
-    return dataclasses.replace(base, storage=storage)
+    # No in-memory copies (hot.py): every query here must go through the object cache.
+    return dataclasses.replace(base, storage=storage, query=dataclasses.replace(base.query, hot_max_bytes=0))
 
 
 def _size(root: Path) -> int:
