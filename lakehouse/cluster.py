@@ -130,7 +130,10 @@ class Cluster:
 
     def start(self) -> None:
         if self.uri is not None:
-            self._beat()
+            try:
+                self._beat()  # at once, so peers see this server before its first second is up
+            except LakehouseError as exc:
+                log.warning("cannot write this server's peer record now (retried every second): %s", exc.message)
         self._thread = threading.Thread(target=self._run, name="cluster", daemon=True)
         self._thread.start()
 

@@ -39,6 +39,7 @@ compresses the copies) waits for no transaction of the queries' database."""
 HEAT = 2
 """Queries of one version before it is copied: a dataset written and never read again, or
 changed by every commit, is not copied in vain."""
+HEAT_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class HotTables:
                     continue
                 if not 0 < m.total_bytes <= self.max_bytes or m.etag in self._pending:
                     continue
+                if len(self._heat) >= HEAT_ENTRIES:
+                    self._heat.clear()  # versions queried once long ago; forgetting them costs a query
                 heat = self._heat[m.etag] = self._heat.get(m.etag, 0) + 1
                 if heat < HEAT:
                     continue
@@ -80,7 +83,7 @@ class HotTables:
 
     def forget(self, name: str) -> None:
         """The dataset changed or left: its view reads something else now; drop its copy.
-        Called with the engine's lock held."""
+        Called without the engine's lock, which dropping takes."""
         with self._guard:
             copy = self._copies.pop(name, None)
         if copy is not None:
@@ -130,7 +133,6 @@ class HotTables:
             self._drop(copy.table)
         if not evicted or evicted[0].table != table:
             log.info("holding %s version %d in memory (%d bytes of Parquet)", m.name, m.version, m.total_bytes)
-        log.info("holding %s version %d in memory (%d bytes of Parquet)", m.name, m.version, m.total_bytes)
 
     def _drop(self, table: str) -> None:
         cursor = self._engine.cursor()
