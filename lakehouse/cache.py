@@ -101,12 +101,16 @@ class ObjectCache:
                 return handle
             except FileNotFoundError:
                 self._forget(key)
-        size = self._sizes.get(key)
-        if size is None:
-            size = self.store.stat(key).size
-            self._sizes[key] = size
+        size = self.size_of(key)
         self._missed(key, size)
         return RemoteFile(self.store, key, size)
+
+    def size_of(self, key: str) -> int:
+        """The object's size: as its manifest told, else from the store. Raises `NotFound`."""
+        size = self._sizes.get(key)
+        if size is None:
+            size = self._sizes[key] = self.store.stat(key).size
+        return size
 
     def exists(self, key: str) -> bool:
         """Whether the object can still be read (cached, or in the store)."""
@@ -204,9 +208,7 @@ class ObjectCache:
                     if key in self._entries and (self.root / key).exists():
                         self._entries.move_to_end(key)
                         return
-                expected = self._sizes.get(key)
-                if expected is None:
-                    expected = self._sizes[key] = self.store.stat(key).size
+                expected = self.size_of(key)
                 # Room is made before the download: the copy in flight counts against the bound.
                 with self._guard:
                     self._evict_over(self.max_bytes - expected - self._reserved)
@@ -385,12 +387,7 @@ class ObjectFiles(fsspec.AbstractFileSystem):
         return self.cache.open(self._key(path))
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        key = self._key(path)
-        size = self.cache._sizes.get(key)
-        if size is None:
-            with self.cache.open(key) as fh:
-                size = fh.size
-        return {"name": path, "size": size, "type": "file"}
+        return {"name": path, "size": self.cache.size_of(self._key(path)), "type": "file"}
 
     def modified(self, path: str) -> datetime:
         return _EPOCH  # objects never change, so DuckDB's cached footers stay valid
