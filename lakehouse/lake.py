@@ -424,7 +424,13 @@ class Lake:
         return (m, shares) if len(shares) > 1 else None
 
     def _part(self, part: Part) -> Manifest:
-        """The version a share of a split query reads: its dataset's version, cut to its objects."""
+        """The version a share of a split query reads: its dataset's version, cut to its objects.
+
+        The ticket may come from a server that committed the dataset a moment ago; this one
+        re-reads the catalog rather than refuse a dataset it has not seen yet."""
+        known = self.catalog.resolve(part.dataset)
+        if known is None or known.version < part.version:
+            self.query_engine.sync_views(force=True)
         m = self.catalog.at(part.dataset, part.version)
         keys = set(part.keys)
         objects = tuple(o for o in m.objects if o.key in keys)

@@ -77,6 +77,20 @@ def _ingest_objects(server: ServerProcess, token: str, name: str = "events") -> 
     return pa.concat_tables(parts)
 
 
+def _seen(server: ServerProcess, token: str, rows: int) -> flight.FlightInfo:
+    """The dataset's FlightInfo from `server` once it has seen every commit (within a second or two)."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            info = flight.connect(server.flight).get_flight_info(flight.FlightDescriptor.for_path("events"), flight.FlightCallOptions(headers=[(b"authorization", token.encode())]))
+            if info.total_records == rows:
+                return info
+        except pa.ArrowException:  # NOT_FOUND (a KeyError on the client): not seen yet
+            pass
+        assert time.monotonic() < deadline, f"{server.flight} did not see every commit"
+        time.sleep(0.1)
+
+
 def _partition(cur: flight_sql.Cursor, partition: bytes) -> pa.Table:
     cur.adbc_read_partition(partition)
     return cur.fetch_arrow_table()
@@ -112,12 +126,8 @@ def test_a_dataset_and_a_scan_are_spread_over_all_three_and_reassemble_exactly(t
     token = _token(a)
     expected = _ingest_objects(a, token)
     uris = {s.flight for s in trio}
-    deadline = time.monotonic() + 5
-    while True:  # b learns of the commit within a second
-        info = flight.connect(b.flight).get_flight_info(flight.FlightDescriptor.for_path("events"), flight.FlightCallOptions(headers=[(b"authorization", token.encode())]))
-        if info.total_records == expected.num_rows or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    info = _seen(b, token, expected.num_rows)
+    _seen(c, token, expected.num_rows)
     firsts = {str(e.locations[0].uri, "utf-8") if isinstance(e.locations[0].uri, bytes) else str(e.locations[0].uri) for e in info.endpoints}
     assert firsts == uris
     assert all(len(e.locations) == 2 and e.locations[0] != e.locations[1] for e in info.endpoints)
@@ -179,3 +189,24 @@ def test_placement_is_stable_balanced_and_has_a_fallback() -> None:
     kept = sum(1 for k, uri in owner.items() if uri != peers[2] and survivors[k] == uri)
     assert kept >= 0.6 * sum(1 for uri in owner.values() if uri != peers[2])
     assert all(not s.locations for s in place(objects, peers[:1], 10**9))
+
+
+def test_a_share_is_redeemed_by_a_server_that_has_not_seen_its_dataset_yet(config) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from lakehouse.cluster import Part
+    from lakehouse.lake import Lake
+    from tests.conftest import MINIO_SECRETS
+
+    slow = dataclasses.replace(config, query=dataclasses.replace(config.query, view_ttl_seconds=300.0))
+    writer, reader = Lake.open(slow, MINIO_SECRETS), Lake.open(slow, MINIO_SECRETS)
+    try:
+        reader.query("SELECT 1").read_all()  # it read the catalog before the dataset existed
+        for i in range(3):
+            writer.ingest_arrow("fresh", pa.table({"x": pa.array([i * 10 + n for n in range(10)], pa.int64())}).to_reader(), mode="create_append")
+        m = writer.manifest("fresh")
+        share = Part(m.name, m.version, tuple(o.key for o in m.objects[1:]))
+        assert sorted(reader.query("SELECT x FROM fresh WHERE x % 2 = 0", part=share).read_all()["x"].to_pylist()) == list(range(10, 30, 2))
+    finally:
+        writer.close()
+        reader.close()
