@@ -32,6 +32,7 @@ import fsspec
 
 from lakehouse import metrics
 from lakehouse.errors import LakehouseError, NotFound
+from lakehouse.formats.compression import ReadOnlyStream
 from lakehouse.storage import CHUNK, ObjectStore, validate_key
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ def _open_or_not_found(key: str, path: str) -> int:
         raise NotFound(f"object {key} not found") from None
 
 
-class ObjectFile:
+class ObjectFile(ReadOnlyStream):
     """A read-only file of one object, safe to share between threads: DuckDB reads a file from
     several threads, each seeking and then reading, so the position is kept per thread."""
 
@@ -281,7 +282,6 @@ class ObjectFile:
 
     def __init__(self) -> None:
         self._where = threading.local()
-        self.closed = False
 
     def seek(self, offset: int, whence: int = 0) -> int:
         base = {0: 0, 1: self.tell(), 2: self.size}[whence]
@@ -306,17 +306,11 @@ class ObjectFile:
     def pread(self, offset: int, length: int) -> bytes:
         raise NotImplementedError
 
-    def readable(self) -> bool:
-        return True
-
     def seekable(self) -> bool:
         return True
 
     def writable(self) -> bool:
         return False
-
-    def close(self) -> None:
-        self.closed = True
 
     def __enter__(self) -> "ObjectFile":
         return self

@@ -236,13 +236,17 @@ class QueryEngine:
 
     def shape(self, sql: str, who: Identity | None = None) -> CountAll | Scan | None:
         """What the query's shape allows (`shapes.py`): an answer from the catalog, a split by object."""
+        return self._verdict_for(sql, who)[1]
+
+    def _verdict_for(self, sql: str, who: Identity | None) -> tuple[frozenset[str], CountAll | Scan | None]:
+        """The query's verdict: kept, or checked now on a cursor of its own."""
         known = self._verdicts.get(self._verdict_key(sql, who))
         if known is not None:
-            return known[1]
+            return known
         self.refresh()
         cursor = self.cursor()
         try:
-            return self._verdict(sql, cursor, who)[1]
+            return self._verdict(sql, cursor, who)
         finally:
             cursor.close()
 
@@ -383,7 +387,7 @@ class QueryEngine:
         entry and the edge's slot (a generator's `finally` also runs when it is dropped)."""
         outcome, rows = "closed", 0  # unless it ends or fails: the reader stopped early
         try:
-            answer = None if params or pinned else self._from_catalog(sql, cursor, who)
+            answer = None if params or pinned else self._from_catalog(sql, who)
             if answer is not None:
                 yield answer.schema
                 yield from answer.to_batches()
@@ -420,11 +424,11 @@ class QueryEngine:
             if gate is not None:
                 gate.release()
 
-    def _from_catalog(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None) -> pa.Table | None:
+    def _from_catalog(self, sql: str, who: Identity | None) -> pa.Table | None:
         """The answer of a query the manifests answer (`count(*)` of a dataset), reading no
         object; None for any other query, or when the dataset changed under the verdict."""
         self.refresh()
-        shape = self._verdict(sql, cursor, who)[1]
+        shape = self.shape(sql, who)
         if not isinstance(shape, CountAll):
             return None
         m = self.catalog.resolve(shape.table)
@@ -439,14 +443,9 @@ class QueryEngine:
         re-executing a statement asks again each time; binding costs about as much as a small
         query, so schemas are kept until any view changes.
         """
-        if not params:
-            cursor = self.cursor()
-            try:
-                answer = self._from_catalog(sql, cursor, who)
-            finally:
-                cursor.close()
-            if answer is not None:
-                return answer.schema
+        answer = None if params else self._from_catalog(sql, who)
+        if answer is not None:
+            return answer.schema
         self.sync_views()
         key = (sql, tuple(type(p) for p in params or ()), who.datasets if who is not None else ())
         generation = self._generation
@@ -468,15 +467,7 @@ class QueryEngine:
 
     def sources(self, sql: str, who: Identity | None = None) -> frozenset[str]:
         """The datasets a read query reads (a dictionary look-up once the query was checked)."""
-        known = self._verdicts.get(self._verdict_key(sql, who))
-        if known is not None:
-            return known[0]
-        self.refresh()
-        cursor = self.cursor()
-        try:
-            return self.check(sql, cursor, who)
-        finally:
-            cursor.close()
+        return self._verdict_for(sql, who)[0]
 
     def describe(self, sql: str, who: Identity | None = None) -> tuple[pa.Schema | None, pa.Schema]:
         """The result schema of a query with `?` placeholders, without values, and the types

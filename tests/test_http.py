@@ -327,6 +327,16 @@ def test_sql_max_rows_in_the_body_truncates_and_says_so(http: httpx.Client) -> N
     assert whole.headers["x-lakehouse-truncated"] == "false" and len(whole.json()) == 3
 
 
+def test_a_small_result_is_one_response_and_a_large_one_streams(http: httpx.Client) -> None:
+    small = http.post("/v1/sql", json={"sql": "SELECT * FROM range(100)"})
+    assert small.headers.get("content-length") == str(len(small.content)) and "transfer-encoding" not in small.headers
+    assert small.headers["x-lakehouse-truncated"] == "false" and len(small.json()) == 100
+    with http.stream("POST", "/v1/sql", json={"sql": "SELECT repeat('x', 1000) AS s FROM range(5000)"}) as large:
+        assert large.headers.get("transfer-encoding") == "chunked" and "content-length" not in large.headers
+        assert large.headers["x-lakehouse-truncated"] == "unknown"
+        assert len(json.loads(large.read())) == 5000
+
+
 def test_sql_takes_parameters(http: httpx.Client) -> None:
     ingest_workers(http, n=30)
     assert sql(http, "SELECT count(*) AS n FROM workers WHERE dept = ? AND id < ?", params=["ops", 10]) == [{"n": 3}]
