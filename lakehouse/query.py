@@ -304,17 +304,22 @@ class QueryEngine:
         becomes a temporary view of this cursor alone, which hides the shared view of that name.
         """
         cursor = cursor or self.cursor()
+        sql = self._runnable(sql, cursor, who, pinned)
+        try:
+            return cursor.sql(sql, params=list(params) if params else None)
+        except duckdb.Error as exc:
+            raise _user_error(exc) from None
+
+    def _runnable(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None, pinned: Sequence[Manifest]) -> str:
+        """The text to run on `cursor` for `sql`, once the query passed the check: its pinned
+        versions and `AT` clauses set up as temporary views of the cursor."""
         self.sync_views()
         read = self.check(sql, cursor, who)
         if not pinned:
             self.hot.used([m for m in (self.catalog.resolve(n) for n in read) if m is not None])
         for m in pinned:
             self._temporary_view(cursor, m, m.name)
-        sql = self._time_travel(sql, cursor)
-        try:
-            return cursor.sql(sql, params=list(params) if params else None)
-        except duckdb.Error as exc:
-            raise _user_error(exc) from None
+        return self._time_travel(sql, cursor)
 
     def _temporary_view(self, cursor: duckdb.DuckDBPyConnection, m: Manifest, name: str) -> None:
         """Version `m` as a view of this cursor alone, named `name`."""
@@ -394,10 +399,12 @@ class QueryEngine:
                 rows, outcome = answer.num_rows, "ok"
                 return
             try:
-                relation = self.relation(sql, params, cursor, who, pinned)
+                text = self._runnable(sql, cursor, who, pinned)
                 if running.reason:
                     raise running.failure()
-                reader = relation.to_arrow_reader(batch_rows)
+                # Straight to the engine: a relation would parse and bind the text once more
+                # before running it (about 0.2 ms of a 1 ms query); errors come from here all the same.
+                reader = _seam.submit(cursor, text, list(params) if params else None, "stream", batch_rows).arrow_reader()
             except duckdb.Error as exc:
                 raise (running.failure() if running.reason else _user_error(exc)) from None
             yield reader.schema
