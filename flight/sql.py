@@ -14,6 +14,7 @@ Metadata tickets are the command itself and query tickets wrap a `tickets.py` ti
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator
 
 import pyarrow as pa
@@ -202,7 +203,9 @@ class FlightSql:
         return codec.ActionCreatePreparedStatementResult(handle, dataset_schema, parameter_schema)
 
 
+@functools.lru_cache(maxsize=1024)
 def _wrap(ticket: bytes) -> bytes:
+    """A query ticket as Flight SQL's `TicketStatementQuery` (the same query, the same bytes)."""
     return codec.encode_any(codec.TicketStatementQuery(ticket))
 
 

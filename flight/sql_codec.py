@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Iterator, TypeVar, Union
 
@@ -680,8 +681,24 @@ def decode_command(data: bytes) -> Command:
     protobuf's ``Any.Is``, only the part of the type URL after the last ``/`` is
     looked at. Raises :class:`DecodeError` for malformed bytes, for type URLs outside
     the Flight SQL package and for Flight SQL types this codec does not know.
+
+    A client sends the same small command again and again (a prepared statement's, a
+    query's ticket): those are decoded once and the (frozen) message is shared.
     """
-    url, value = decode_any(bytes(memoryview(data)))
+    raw = bytes(memoryview(data))
+    return _decode_kept(raw) if len(raw) <= KEPT_MAX_BYTES else _decode_command(raw)
+
+
+KEPT_MAX_BYTES = 1024
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode_kept(raw: bytes) -> Command:
+    return _decode_command(raw)
+
+
+def _decode_command(raw: bytes) -> Command:
+    url, value = decode_any(raw)
     if not url:
         raise DecodeError("not a Flight SQL command: no google.protobuf.Any type URL")
     full_name = url.rpartition("/")[2]

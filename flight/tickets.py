@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from dataclasses import dataclass
 
@@ -57,6 +58,17 @@ Ticket = QueryTicket | ObjectsTicket | CountTicket
 
 
 def encode(ticket: Ticket) -> bytes:
+    if isinstance(ticket, QueryTicket) and ticket.params is not None:
+        return _encode(ticket)  # a table of values: neither hashable nor asked for twice
+    return _encode_kept(ticket)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encode_kept(ticket: Ticket) -> bytes:
+    return _encode(ticket)
+
+
+def _encode(ticket: Ticket) -> bytes:
     body: dict[str, object] = {"v": VERSION}
     if isinstance(ticket, QueryTicket):
         body["sql"] = ticket.sql
@@ -73,9 +85,20 @@ def encode(ticket: Ticket) -> bytes:
 
 
 def decode(data: bytes) -> Ticket:
-    """Read a ticket; raises `InvalidInput` for one that is neither form."""
+    """Read a ticket; raises `InvalidInput` for one that is neither form. Small tickets, which
+    clients redeem again and again, are read once (tickets are frozen, so they are shared)."""
+    raw = bytes(data)
+    return _decode_kept(raw) if len(raw) <= codec.KEPT_MAX_BYTES else _decode(raw)
+
+
+@functools.lru_cache(maxsize=1024)
+def _decode_kept(raw: bytes) -> Ticket:
+    return _decode(raw)
+
+
+def _decode(raw: bytes) -> Ticket:
     try:
-        text = bytes(data).decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("invalid ticket: neither a lakehouse ticket nor UTF-8 SQL") from None
     if not text.lstrip().startswith("{"):
