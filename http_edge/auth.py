@@ -56,8 +56,8 @@ def authentication(authenticator: Authenticator) -> DefineMiddleware:
 
 
 def audited(app: ASGIApp) -> ASGIApp:
-    """An audit line per request (logger `lakehouse.audit`): user, method, path, dataset, status;
-    and the request's count and duration in the metrics, by route template."""
+    """An audit line per request (logger `lakehouse.audit`): user, method, path, dataset, status,
+    client address; and the request's count and duration in the metrics, by route template."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,8 +77,10 @@ def audited(app: ASGIApp) -> ASGIApp:
         finally:
             user = scope.get("user")
             name = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("name", [""])[0]
+            client = scope.get("client")
             audit.info(
-                "user=%s http=%s %s dataset=%s status=%d", user.user if isinstance(user, Identity) else "?", scope["method"], scope["path"], name or "-", status
+                "user=%s http=%s %s dataset=%s status=%d client=%s",
+                user.user if isinstance(user, Identity) else "?", scope["method"], scope["path"], name or "-", status, client[0] if client else "-",
             )
             route = f"{scope['method']} {scope.get('path_template') or 'unmatched'}"
             metrics.request("http", route, str(status), time.monotonic() - started)

@@ -22,6 +22,7 @@ class HttpServer:
             host=http.host,
             port=http.port,
             log_config=None,  # the process's own logging set-up applies
+            access_log=False,  # the audit line of each request says as much, and who asked
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             http=BoundedHttpToolsProtocol,
             ssl_certfile=tls.cert or None,
