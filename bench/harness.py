@@ -227,6 +227,20 @@ class Lakehouse:
         self.server.stop()
         self.server.start()
 
+    def hold_in_memory(self, sql: str, timeout_s: float = 60.0) -> float:
+        """Query twice, then wait until the server holds a dataset in memory (`hot.py`; its
+        `lakehouse_hot_datasets` metric): warm figures are of the steady state, not of the
+        seconds the copy takes. Seconds waited."""
+        started = time.monotonic()
+        for _ in range(2):
+            httpx.post(f"{self.http}/v1/sql", json={"sql": sql}, timeout=60).raise_for_status()
+        while time.monotonic() - started < timeout_s:
+            for line in httpx.get(f"{self.http}/metrics", timeout=30).text.splitlines():
+                if line.startswith("lakehouse_hot_datasets ") and float(line.split()[1]) >= 1:
+                    return time.monotonic() - started
+            time.sleep(0.1)
+        raise RuntimeError(f"the server held nothing in memory after {timeout_s:.0f} s")
+
     def object_keys(self, dataset: str) -> list[str]:
         """The dataset's data objects, from `GET /catalog/manifest/{name}`."""
         resp = httpx.get(f"{self.http}/catalog/manifest/{dataset}", timeout=30)

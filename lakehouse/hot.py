@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from lakehouse import metrics
 from lakehouse.catalog import Manifest
 from lakehouse.errors import LakehouseError
 
@@ -86,6 +87,7 @@ class HotTables:
         Called without the engine's lock, which dropping takes."""
         with self._guard:
             copy = self._copies.pop(name, None)
+            self._report()
         if copy is not None:
             self._drop(copy.table)
 
@@ -129,10 +131,15 @@ class HotTables:
                     _, oldest = self._copies.popitem(last=False)
                     self._engine.release_copy(oldest.manifest)
                     evicted.append(oldest)
+            self._report()
         for copy in evicted:
             self._drop(copy.table)
         if not evicted or evicted[0].table != table:
             log.info("holding %s version %d in memory (%d bytes of Parquet)", m.name, m.version, m.total_bytes)
+
+    def _report(self) -> None:
+        """The copies held, for the metrics (called under the guard, after each change)."""
+        metrics.hot_copies(len(self._copies), sum(c.manifest.total_bytes for c in self._copies.values()))
 
     def _drop(self, table: str) -> None:
         cursor = self._engine.cursor()

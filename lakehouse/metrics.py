@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["CONTENT_TYPE", "exposition", "request", "query", "ingest", "cache_hit", "cache_miss", "cache_evicted", "cache_size", "range_read", "storage_error", "QUERIES_ACTIVE"]
+__all__ = ["CONTENT_TYPE", "exposition", "request", "query", "ingest", "cache_hit", "cache_miss", "cache_evicted", "cache_size", "hot_copies", "range_read", "storage_error", "QUERIES_ACTIVE"]
 
 events = logging.getLogger("lakehouse.events")
 
@@ -39,6 +39,8 @@ CACHE_EVICTIONS = Counter("lakehouse_cache_evictions_total", "Data objects evict
 CACHE_SIZE = Gauge("lakehouse_cache_bytes", "Bytes of data objects in the local cache now.")
 RANGE_READS = Counter("lakehouse_storage_range_reads_total", "Byte ranges of data objects read from storage without caching them.")
 RANGE_BYTES = Counter("lakehouse_storage_range_read_bytes_total", "Bytes read from storage by range reads.")
+HOT_DATASETS = Gauge("lakehouse_hot_datasets", "Dataset versions held in memory as compressed tables (query.hot_max_bytes).")
+HOT_BYTES = Gauge("lakehouse_hot_bytes", "Parquet bytes of the dataset versions held in memory (what query.hot_max_bytes bounds).")
 STORAGE_ERRORS = Counter("lakehouse_storage_errors_total", "Storage calls that failed (unreachable, refused).", ["operation"])
 
 
@@ -84,6 +86,11 @@ def cache_evicted(count: int, cached_bytes: int) -> None:
 
 def cache_size(cached_bytes: int) -> None:
     CACHE_SIZE.set(cached_bytes)
+
+
+def hot_copies(datasets: int, parquet_bytes: int) -> None:
+    HOT_DATASETS.set(datasets)
+    HOT_BYTES.set(parquet_bytes)
 
 
 def range_read(nbytes: int) -> None:

@@ -8,6 +8,7 @@ import time
 
 import pyarrow as pa
 import pytest
+from prometheus_client import REGISTRY
 
 from lakehouse.catalog import Catalog
 from lakehouse.config import Config
@@ -252,4 +253,6 @@ def test_in_memory_copies_stay_within_their_budget(workers: Lake) -> None:
         workers.query("SELECT * FROM roles").read_all()
     assert _held(workers, "roles")
     assert list(workers.query_engine.hot._copies) == ["roles"]  # the least recently used went
+    assert REGISTRY.get_sample_value("lakehouse_hot_datasets") == 1
+    assert REGISTRY.get_sample_value("lakehouse_hot_bytes") == workers.manifest("roles").total_bytes
     assert workers.query("SELECT count(*) AS n FROM workers WHERE state = 'IL'").read_all().to_pylist() == [{"n": 5_000}]
