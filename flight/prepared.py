@@ -21,6 +21,7 @@ from lakehouse.statements import Statement
 
 DEFAULT_TIMEOUT_SECONDS = 600.0
 MAX_OPEN = 10_000
+EXPIRY_INTERVAL_SECONDS = 1.0
 
 
 @dataclass
@@ -35,6 +36,7 @@ class PreparedStatements:
         self.timeout = timeout
         self._open: dict[bytes, Prepared] = {}
         self._lock = threading.Lock()
+        self._next_expiry = 0.0
 
     def create(self, statement: Statement) -> bytes:
         handle = secrets.token_hex(16).encode()
@@ -49,6 +51,9 @@ class PreparedStatements:
         with self._lock:
             self._expire()
             prepared = self._open.get(bytes(handle))
+            if prepared is not None and prepared.used < time.monotonic() - self.timeout:
+                del self._open[bytes(handle)]  # expired, not swept yet
+                prepared = None
             if prepared is None:
                 raise NotFound("unknown or expired prepared statement handle; prepare the statement again")
             prepared.used = time.monotonic()
@@ -62,6 +67,12 @@ class PreparedStatements:
             self._open.pop(bytes(handle), None)
 
     def _expire(self) -> None:
-        cutoff = time.monotonic() - self.timeout
+        """Drop the handles unused for `timeout`: a pass over all of them, so at most once a
+        second (or when full), not on every call of a client that keeps thousands open."""
+        now = time.monotonic()
+        if now < self._next_expiry and len(self._open) < MAX_OPEN:
+            return
+        self._next_expiry = now + EXPIRY_INTERVAL_SECONDS
+        cutoff = now - self.timeout
         for handle in [h for h, p in self._open.items() if p.used < cutoff]:
             del self._open[handle]
