@@ -22,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -38,7 +39,7 @@ from lakehouse.config import QueryConfig
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound, Unavailable
 from lakehouse.running import RunningQuery, Watchdog
 from lakehouse.sandbox import check_tree, time_travels
-from lakehouse.shapes import CountAll, Scan, shape_of
+from lakehouse.shapes import CountAll, Lookup, Scan, shapes_of
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class QueryEngine:
         self._views: dict[str, str] = {}
         self._generation = 0  # bumped whenever a view changes; keys the schema cache
         self._schemas: dict[tuple[str, tuple[type, ...], tuple[str, ...]], tuple[int, pa.Schema]] = {}
-        self._verdicts: dict[tuple[str, int, tuple[str, ...]], tuple[frozenset[str], CountAll | Scan | None]] = {}
+        self._verdicts: dict[tuple[str, int, tuple[str, ...]], Verdict] = {}
         self._answers: dict[tuple[str, str, str], pa.Table] = {}  # (dataset, version's etag, column) -> its count(*)
         self.watchdog = Watchdog(config.timeout_seconds)
         self._lock = threading.Lock()
@@ -233,13 +234,13 @@ class QueryEngine:
         """Accept exactly one read statement, as DuckDB's parser sees it, that reads only the
         datasets' views (`sandbox.py`), and of those only the ones `who` may use; the datasets
         it reads. Verdicts are kept until a view changes."""
-        return self._verdict(sql, cursor, who)[0]
+        return self._verdict(sql, cursor, who).read
 
     def shape(self, sql: str, who: Identity | None = None) -> CountAll | Scan | None:
         """What the query's shape allows (`shapes.py`): an answer from the catalog, a split by object."""
-        return self._verdict_for(sql, who)[1]
+        return self._verdict_for(sql, who).shape
 
-    def _verdict_for(self, sql: str, who: Identity | None) -> tuple[frozenset[str], CountAll | Scan | None]:
+    def _verdict_for(self, sql: str, who: Identity | None) -> Verdict:
         """The query's verdict: kept, or checked now on a cursor of its own."""
         known = self._verdicts.get(self._verdict_key(sql, who))
         if known is not None:
@@ -251,7 +252,7 @@ class QueryEngine:
         finally:
             cursor.close()
 
-    def _verdict(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None) -> tuple[frozenset[str], CountAll | Scan | None]:
+    def _verdict(self, sql: str, cursor: duckdb.DuckDBPyConnection, who: Identity | None) -> Verdict:
         key = self._verdict_key(sql, who)
         known = self._verdicts.get(key)
         if known is not None:
@@ -282,7 +283,12 @@ class QueryEngine:
         views = {m.name.lower(): m.name for m in self.catalog.list() if who is None or who.may_use(m.name)}
         serialized = tree[0][0] if tree else "{}"
         read = frozenset(views[name] for name in check_tree(serialized, views.values()) if name in views)
-        verdict = (read, shape_of(serialized) if kind == duckdb.StatementType.SELECT else None)
+        shape, lookup = shapes_of(serialized) if kind == duckdb.StatementType.SELECT else (None, None)
+        if lookup is not None and views.get(lookup.table.lower()) not in read:
+            lookup = None
+        elif lookup is not None:
+            lookup = Lookup(views[lookup.table.lower()], lookup.columns)
+        verdict = Verdict(read, shape, lookup)
         if len(self._verdicts) >= SCHEMA_CACHE_SIZE:
             self._verdicts.clear()
         self._verdicts[key] = verdict
@@ -296,9 +302,9 @@ class QueryEngine:
         versions (older versions of datasets to read instead of the current ones) and `AT`
         clauses set up as temporary views of the cursor, which hide the shared views."""
         self.sync_views()
-        read = self.check(sql, cursor, who)
+        verdict = self._verdict(sql, cursor, who)
         if not pinned:
-            self.hot.used([m for m in (self.catalog.resolve(n) for n in read) if m is not None])
+            self.hot.used([m for m in (self.catalog.resolve(n) for n in verdict.read) if m is not None], verdict.lookup)
         for m in pinned:
             self._temporary_view(cursor, m, m.name)
         return self._time_travel(sql, cursor)
@@ -462,7 +468,7 @@ class QueryEngine:
 
     def sources(self, sql: str, who: Identity | None = None) -> frozenset[str]:
         """The datasets a read query reads (a dictionary look-up once the query was checked)."""
-        return self._verdict_for(sql, who)[0]
+        return self._verdict_for(sql, who).read
 
     def describe(self, sql: str, who: Identity | None = None) -> tuple[pa.Schema | None, pa.Schema]:
         """The result schema of a query with `?` placeholders, without values, and the types
@@ -510,6 +516,16 @@ class QueryEngine:
             self._db.close()
         except duckdb.Error as exc:
             log.warning("closing the query engine: %s", exc)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What checking a query found (`QueryEngine.check`): the datasets it reads, its shape
+    (`shapes.py`) and the columns it looks rows up by."""
+
+    read: frozenset[str]
+    shape: CountAll | Scan | None
+    lookup: Lookup | None
 
 
 class QueryResult:

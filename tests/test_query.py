@@ -243,6 +243,39 @@ def test_a_dataset_queried_twice_is_held_in_memory_with_the_same_answers(workers
     assert not [t for (t,) in workers.query_engine.cursor().execute("SELECT table_name FROM duckdb_tables() WHERE database_name = '_hot'").fetchall()]
 
 
+def _indexed_columns(lake: Lake, timeout: float = 10.0, expect: int = 1) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        cursor = lake.query_engine.cursor()
+        try:
+            found = [sql for (sql,) in cursor.execute("SELECT sql FROM duckdb_indexes() WHERE database_name = '_hot'").fetchall()]
+        finally:
+            cursor.close()
+        if len(found) >= expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def test_a_held_dataset_looked_up_by_a_column_gets_an_index_with_the_same_answers(workers: Lake) -> None:
+    lookup = "SELECT * FROM workers WHERE id = ? AND state <> 'nowhere'"
+    before = [workers.query(lookup, [i]).read_all() for i in (17, 4321)]
+    assert _held(workers, "workers")
+    assert _indexed_columns(workers, timeout=0.2) == []  # looked up while held: not yet twice
+    for i in (17, 4321):
+        assert workers.query(lookup, [i]).read_all() == before[0 if i == 17 else 1]
+    indexes = _indexed_columns(workers)
+    assert len(indexes) == 1 and indexes[0].endswith("(id);")
+    assert [workers.query(lookup, [i]).read_all() for i in (17, 4321)] == before
+    assert workers.query("SELECT count(*) AS n FROM workers WHERE id = 99999").read_all().to_pylist() == [{"n": 0}]
+    # Range and IN filters are no lookups; a commit drops the copy and its index with it.
+    for _ in range(3):
+        workers.query("SELECT * FROM workers WHERE role = 'dev' OR id = 5").read_all()
+    assert len(_indexed_columns(workers, timeout=0.2, expect=2)) == 1
+    workers.ingest_arrow("workers", pa.table({"id": pa.array([10_000], pa.int64()), "role": ["dev"], "state": ["IL"], "rate": [1.0]}).to_reader(), mode="append")
+    assert workers.query(lookup, [10_000]).read_all().num_rows == 1
+    assert _indexed_columns(workers, timeout=0.2) == []
+
+
 def test_in_memory_copies_stay_within_their_budget(workers: Lake) -> None:
     size = workers.manifest("workers").total_bytes
     workers.query_engine.hot.max_bytes = size + workers.manifest("roles").total_bytes - 1  # not both
