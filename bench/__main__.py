@@ -5,7 +5,7 @@ workers_500k.csv, queries it, starts ROAPI on the same Parquet data, and compare
 with a baseline measured in the same run on the same machine (median of several runs).
 See docs/BENCHMARKS.md for what each figure means.
 
-    python -m bench [--quick] [--repeat N] [--scale] [--memory] [--backend s3|local]
+    python -m bench [--quick] [--repeat N] [--scale] [--memory] [--backend s3|local] [--one-at-a-time]
 """
 
 from __future__ import annotations
@@ -103,12 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", action="store_true", help="also the ~1 GB memory benchmark (same as python -m bench.memory)")
     parser.add_argument("--backend", choices=["s3", "local"], default="s3", help="s3: a real MinIO started by the harness (default); local: a directory")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help=f"rows of the workers CSV (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--one-at-a-time", action="store_true", help="time each path's runs in a row instead of taking turns with the others")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 7)
-    timing = Timing(repeat, budget_s=30.0 if args.quick else 120.0)
+    timing = Timing(repeat, budget_s=30.0 if args.quick else 120.0, interleaved=not args.one_at_a_time)
 
-    facts = machine_facts() + [f"run: backend {args.backend}, {repeat} timed runs per figure (small queries {repeat * 5}), median; ratio = time / baseline time"]
+    order = "each path's runs in a row" if args.one_at_a_time else "paths taking turns"
+    facts = machine_facts() + [f"run: backend {args.backend}, {repeat} timed runs per figure (small queries {repeat * 5}), {order}, median; ratio = time / baseline time"]
     csv_path = ensure_workers_csv(args.rows)
     env = Environment(args.backend)
     sections: list[Section] = []

@@ -33,13 +33,15 @@ SERVER_LIMITS = {"LAKEHOUSE_HTTP_MAX_ROWS": str(100_000_000), "LAKEHOUSE_HTTP_MA
 
 @dataclass(frozen=True)
 class Timing:
-    """How long to measure: `repeat` timed runs after one warm-up, stopped early past `budget_s`."""
+    """How long to measure: `repeat` timed runs after one warm-up, stopped early past `budget_s`;
+    the functions compared take turns (`interleaved`), or each runs all its rounds in a row."""
 
     repeat: int
     budget_s: float
+    interleaved: bool = True
 
     def scaled(self, factor: int) -> "Timing":
-        return Timing(self.repeat * factor, self.budget_s)
+        return Timing(self.repeat * factor, self.budget_s, self.interleaved)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,14 @@ def measure_all(fns: Sequence[Callable[[int], object]], timing: Timing, warmup: 
     """Time several functions round-robin, so that a change in the machine's load hits them
     all alike: one untimed warm-up each, then at most `timing.repeat` rounds, fewer when the
     budget (`budget_s` per function) runs out. Each call gets a fresh `i`. A function that
-    raises drops out and its exception is returned in its place."""
+    raises drops out and its exception is returned in its place.
+
+    Not `interleaved`, each function runs its warm-up and rounds in a row: each call then
+    finds the caches as its own previous call left them, where round-robin calls find them
+    full of the other functions' work (which costs an interpreted server more than a
+    compiled one)."""
+    if not timing.interleaved:
+        return [measure_all([fn], Timing(timing.repeat, timing.budget_s), warmup)[0] for fn in fns]
     samples: list[list[float]] = [[] for _ in fns]
     errors: dict[int, Exception] = {}
 
@@ -95,7 +104,7 @@ class Contender:
 
 
 def compare(section: Section, what: str, baseline: Contender, others: Sequence[Contender], timing: Timing, nbytes: int | None = None) -> list[Row]:
-    """Measure a baseline and the paths compared with it (interleaved) into rows of `section`.
+    """Measure a baseline and the paths compared with it (in turns, see `measure_all`) into rows of `section`.
 
     The baseline's row comes first; a path that failed gets a row saying how (a missing or
     broken route is reported in the table, not hidden) and the others still run."""
