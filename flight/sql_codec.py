@@ -674,6 +674,10 @@ def decode_any(data: bytes) -> tuple[str, bytes]:
     return url, value
 
 
+KEPT_MAX_BYTES = 1024
+"""Commands and tickets up to this size are decoded once and kept (see `decode_command`)."""
+
+
 def decode_command(data: bytes) -> Command:
     """Decode an Any-wrapped Flight SQL message into its dataclass.
 
@@ -687,9 +691,6 @@ def decode_command(data: bytes) -> Command:
     """
     raw = bytes(memoryview(data))
     return _decode_kept(raw) if len(raw) <= KEPT_MAX_BYTES else _decode_command(raw)
-
-
-KEPT_MAX_BYTES = 1024
 
 
 @functools.lru_cache(maxsize=1024)

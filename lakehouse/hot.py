@@ -109,9 +109,9 @@ class HotTables:
         names = {n.lower(): n for n in copy.manifest.schema.names}
         for written in lookup.columns:
             column = names.get(written.lower())
-            key = (copy.table, column)
-            if column is None or key in self._indexed:
+            if column is None or (copy.table, column) in self._indexed:
                 continue
+            key = (copy.table, column)
             if len(self._lookups) >= HEAT_ENTRIES:
                 self._lookups.clear()
             seen = self._lookups[key] = self._lookups.get(key, 0) + 1
@@ -135,7 +135,10 @@ class HotTables:
     def _run(self) -> None:
         while (m := self._work.get()) is not None:
             if isinstance(m, _Index):
-                self._index(m)
+                try:
+                    self._index(m)
+                except Exception:
+                    log.exception("indexing %s.%s in memory failed", m.copy.manifest.name, m.column)
                 continue
             try:
                 self._copy(m)
