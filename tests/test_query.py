@@ -261,13 +261,13 @@ def test_a_held_dataset_looked_up_by_a_column_gets_an_index_with_the_same_answer
     before = [workers.query(lookup, [i]).read_all() for i in (17, 4321)]
     assert _held(workers, "workers")
     assert _indexed_columns(workers, timeout=0.2) == []  # looked up while held: not yet twice
-    for i in (17, 4321):
-        assert workers.query(lookup, [i]).read_all() == before[0 if i == 17 else 1]
+    for i, expected in zip((17, 4321), before):
+        assert workers.query(lookup, [i]).read_all() == expected
     indexes = _indexed_columns(workers)
     assert len(indexes) == 1 and indexes[0].endswith("(id);")
     assert [workers.query(lookup, [i]).read_all() for i in (17, 4321)] == before
     assert workers.query("SELECT count(*) AS n FROM workers WHERE id = 99999").read_all().to_pylist() == [{"n": 0}]
-    # Range and IN filters are no lookups; a commit drops the copy and its index with it.
+    # A condition or-ed with others is no lookup; a commit drops the copy and its index with it.
     for _ in range(3):
         workers.query("SELECT * FROM workers WHERE role = 'dev' OR id = 5").read_all()
     assert len(_indexed_columns(workers, timeout=0.2, expect=2)) == 1
