@@ -26,6 +26,7 @@ import queue
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -55,6 +56,11 @@ MAX_INDEXES = 4
 class _Copy:
     manifest: Manifest
     table: str
+
+    @cached_property
+    def columns(self) -> dict[str, str]:
+        """The dataset's column names by their lower case (how a query may write them)."""
+        return {n.lower(): n for n in self.manifest.schema.names}
 
 
 @dataclass(frozen=True)
@@ -106,9 +112,8 @@ class HotTables:
         return m
 
     def _index_for(self, copy: _Copy, lookup: Lookup) -> _Index | None:
-        names = {n.lower(): n for n in copy.manifest.schema.names}
         for written in lookup.columns:
-            column = names.get(written.lower())
+            column = copy.columns.get(written.lower())
             if column is None or (copy.table, column) in self._indexed:
                 continue
             key = (copy.table, column)
@@ -205,6 +210,7 @@ class HotTables:
     def _drop(self, table: str) -> None:
         with self._guard:
             self._indexed = {key for key in self._indexed if key[0] != table}
+            self._lookups = {key: n for key, n in self._lookups.items() if key[0] != table}
         cursor = self._engine.cursor()
         try:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")

@@ -18,6 +18,7 @@ Every query runs under the watchdog (`running.py`): it is stopped at
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -97,7 +98,6 @@ class QueryEngine:
         self._generation = 0  # bumped whenever a view changes; keys the schema cache
         self._schemas: dict[tuple[str, tuple[type, ...], tuple[str, ...]], tuple[int, pa.Schema]] = {}
         self._verdicts: dict[tuple[str, int, tuple[str, ...]], Verdict] = {}
-        self._answers: dict[tuple[str, str, str], pa.Table] = {}  # (dataset, version's etag, column) -> its count(*)
         self.watchdog = Watchdog(config.timeout_seconds)
         self._lock = threading.Lock()
         self._checked = time.monotonic()
@@ -429,13 +429,7 @@ class QueryEngine:
         m = self.catalog.resolve(shape.table)
         if m is None:
             return None
-        key = (m.name, m.etag, shape.column)
-        answer = self._answers.get(key)
-        if answer is None:
-            if len(self._answers) >= SCHEMA_CACHE_SIZE:
-                self._answers.clear()
-            answer = self._answers[key] = pa.table({shape.column: pa.array([m.row_count], pa.int64())})
-        return answer
+        return _count_answer(shape.column, m.row_count)
 
     def schema(self, sql: str, params: Sequence[Any] | None = None, who: Identity | None = None) -> pa.Schema:
         """The Arrow schema a query's result will have, without running it.
@@ -561,6 +555,12 @@ class QueryResult:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@functools.lru_cache(maxsize=SCHEMA_CACHE_SIZE)
+def _count_answer(column: str, rows: int) -> pa.Table:
+    """The one-row answer of a `count(*)` (the same for every query that asks it again)."""
+    return pa.table({column: pa.array([rows], pa.int64())})
 
 
 def _decided(t: Any) -> Any:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import enum
+import functools
 import re
 import threading
 from dataclasses import dataclass
@@ -86,7 +87,6 @@ class Statement:
 
 REMEMBERED_STATEMENTS = 1024
 REMEMBERED_SQL_CHARS = 4096
-_parsed: dict[str, tuple[Statement, ...]] = {}
 
 
 def parse(sql: str) -> list[Statement]:
@@ -96,9 +96,15 @@ def parse(sql: str) -> list[Statement]:
     A statement's classification depends on its text alone, and clients send the same few
     queries over and over (each ADBC `execute` prepares, then describes, the same text): short
     texts are remembered, so the one parser, shared under a lock, is not on their path."""
-    known = _parsed.get(sql)
-    if known is not None:
-        return list(known)
+    return list(_parse_kept(sql) if len(sql) <= REMEMBERED_SQL_CHARS else _parse(sql))
+
+
+@functools.lru_cache(maxsize=REMEMBERED_STATEMENTS)
+def _parse_kept(sql: str) -> tuple[Statement, ...]:
+    return _parse(sql)
+
+
+def _parse(sql: str) -> tuple[Statement, ...]:
     if len(sql) > MAX_SQL_BYTES or len(sql.encode()) > MAX_SQL_BYTES:
         raise TooLarge(f"SQL text over {MAX_SQL_BYTES} bytes; load data with bulk ingest (adbc_ingest) instead", {"max_bytes": MAX_SQL_BYTES})
     with _parser_lock:
@@ -108,12 +114,7 @@ def parse(sql: str) -> list[Statement]:
             raise InvalidInput(f"SQL error: {exc}") from None
     if not parsed:
         raise InvalidInput("no SQL statement given")
-    statements = [_classify(p) for p in parsed]
-    if len(sql) <= REMEMBERED_SQL_CHARS:
-        if len(_parsed) >= REMEMBERED_STATEMENTS:
-            _parsed.clear()
-        _parsed[sql] = tuple(statements)
-    return statements
+    return tuple(_classify(p) for p in parsed)
 
 
 def parse_one(sql: str) -> Statement:
