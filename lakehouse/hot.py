@@ -15,8 +15,9 @@ when it is queried twice. Time travel and split queries read the Parquet objects
 
 A copy also learns its lookups: a column that queries twice required to equal a value
 (`shapes.Lookup`, `WHERE id = 42`) gets an index, which finds the row without reading a row
-group of every column (the 1-row filter: 1.5 ms, then 0.7 ms). At most `MAX_INDEXES` per copy;
-they go with it.
+group of every column (the 1-row filter: 1.5 ms, then 0.7 ms), unless its values each match
+more rows than DuckDB reads through an index (a state, a role: the index would only take
+memory). At most `MAX_INDEXES` per copy; they go with it.
 """
 
 from __future__ import annotations
@@ -195,8 +196,19 @@ class HotTables:
             self._serial += 1
             name = quote_name(f"lookup_{self._serial}")
         cursor = self._engine.cursor()
+        column = quote_name(job.column)
         try:
-            cursor.execute(f"CREATE INDEX {name} ON {job.copy.table} ({quote_name(job.column)})")
+            # DuckDB reads through an index only when a value matches at most
+            # max(index_scan_max_count, index_scan_percentage of the rows) rows; a column of few
+            # distinct values (a state, a role) would hold an index never read.
+            rows, distinct, most, share = cursor.execute(
+                f"SELECT count(*), approx_count_distinct({column}), current_setting('index_scan_max_count'),"
+                f" current_setting('index_scan_percentage') FROM {job.copy.table}"
+            ).fetchone()
+            if rows > max(distinct, 1) * max(int(most), float(share) * rows):
+                log.info("not indexing %s.%s in memory: a value matches %d rows on average, too many to read through an index", job.copy.manifest.name, job.column, rows // max(distinct, 1))
+                return
+            cursor.execute(f"CREATE INDEX {name} ON {job.copy.table} ({column})")
             log.info("indexed %s.%s in memory (version %d)", job.copy.manifest.name, job.column, job.copy.manifest.version)
         except duckdb.Error as exc:  # a type an index cannot hold, or the copy just went
             log.info("cannot index %s.%s in memory: %s", job.copy.manifest.name, job.column, exc)

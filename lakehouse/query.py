@@ -354,8 +354,9 @@ class QueryEngine:
         """
         answer = None if params or pinned else self._from_catalog(sql, who)
         if answer is not None:  # no cursor, no slot, nothing to stop: the manifest answered
-            metrics.query(who.user if who is not None else None, sql, "ok", answer.num_rows, 0.0)
-            return QueryResult(answer.schema, iter(answer.to_batches()))
+            schema, batches = answer
+            metrics.query(who.user if who is not None else None, sql, "ok", 1, 0.0)
+            return QueryResult(schema, iter(batches))
         if gate is not None:
             gate.acquire()
         cursor = self.cursor()
@@ -369,7 +370,16 @@ class QueryEngine:
         batches = self._stream(sql, params, batch_rows, cursor, running, gate, who, pinned)
         schema = next(batches)
         assert isinstance(schema, pa.Schema)
-        return QueryResult(schema, batches)  # type: ignore[arg-type]
+        return QueryResult(self._kept_schema(sql, params, who, schema), batches)  # type: ignore[arg-type]
+
+    def _kept_schema(self, sql: str, params: Sequence[Any] | None, who: Identity | None, schema: pa.Schema) -> pa.Schema:
+        """`schema`, or the equal object `schema()` handed out for the query: an edge may keep
+        what it derives from a schema by the schema's identity (Flight SQL's column metadata),
+        and a run's schema is a new object each time."""
+        hit = self._schemas.get(self._schema_key(sql, params, who))
+        if hit is not None and hit[0] == self._generation and hit[1].equals(schema, check_metadata=True):
+            return hit[1]
+        return schema
 
     def _stream(
         self,
@@ -419,7 +429,7 @@ class QueryEngine:
             if gate is not None:
                 gate.release()
 
-    def _from_catalog(self, sql: str, who: Identity | None) -> pa.Table | None:
+    def _from_catalog(self, sql: str, who: Identity | None) -> tuple[pa.Schema, tuple[pa.RecordBatch, ...]] | None:
         """The answer of a query the manifests answer (`count(*)` of a dataset), reading no
         object; None for any other query, or when the dataset changed under the verdict."""
         self.refresh()
@@ -440,9 +450,9 @@ class QueryEngine:
         """
         answer = None if params else self._from_catalog(sql, who)
         if answer is not None:
-            return answer.schema
+            return answer[0]
         self.sync_views()
-        key = (sql, tuple(type(p) for p in params or ()), who.datasets if who is not None else ())
+        key = self._schema_key(sql, params, who)
         generation = self._generation
         hit = self._schemas.get(key)
         if hit is not None and hit[0] == generation:
@@ -461,6 +471,10 @@ class QueryEngine:
             self._schemas.clear()
         self._schemas[key] = (generation, schema)
         return schema
+
+    @staticmethod
+    def _schema_key(sql: str, params: Sequence[Any] | None, who: Identity | None) -> tuple[str, tuple[type, ...], tuple[str, ...]]:
+        return (sql, tuple(type(p) for p in params or ()), who.datasets if who is not None else ())
 
     def sources(self, sql: str, who: Identity | None = None) -> frozenset[str]:
         """The datasets a read query reads (a dictionary look-up once the query was checked)."""
@@ -558,9 +572,11 @@ class QueryResult:
 
 
 @functools.lru_cache(maxsize=SCHEMA_CACHE_SIZE)
-def _count_answer(column: str, rows: int) -> pa.Table:
-    """The one-row answer of a `count(*)` (the same for every query that asks it again)."""
-    return pa.table({column: pa.array([rows], pa.int64())})
+def _count_answer(column: str, rows: int) -> tuple[pa.Schema, tuple[pa.RecordBatch, ...]]:
+    """The one-row answer of a `count(*)`, its schema and its batch: the same objects for every
+    query that asks it again (a table's `schema` is a new object at each access)."""
+    table = pa.table({column: pa.array([rows], pa.int64())})
+    return table.schema, tuple(table.to_batches())
 
 
 def _decided(t: Any) -> Any:
