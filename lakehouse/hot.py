@@ -201,8 +201,9 @@ class HotTables:
             # DuckDB reads through an index only when a value matches at most
             # max(index_scan_max_count, index_scan_percentage of the rows) rows; a column of few
             # distinct values (a state, a role) would hold an index never read.
-            rows, distinct, most, share = cursor.execute(
-                f"SELECT count(*), approx_count_distinct({column}), current_setting('index_scan_max_count'),"
+            rows = job.copy.manifest.row_count
+            distinct, most, share = cursor.execute(
+                f"SELECT approx_count_distinct({column}), current_setting('index_scan_max_count'),"
                 f" current_setting('index_scan_percentage') FROM {job.copy.table}"
             ).fetchone()
             if rows > max(distinct, 1) * max(int(most), float(share) * rows):

@@ -355,7 +355,7 @@ class QueryEngine:
         answer = None if params or pinned else self._from_catalog(sql, who)
         if answer is not None:  # no cursor, no slot, nothing to stop: the manifest answered
             schema, batches = answer
-            metrics.query(who.user if who is not None else None, sql, "ok", 1, 0.0)
+            metrics.query(who.user if who is not None else None, sql, "ok", batches[0].num_rows, 0.0)
             return QueryResult(schema, iter(batches))
         if gate is not None:
             gate.acquire()
@@ -376,10 +376,13 @@ class QueryEngine:
         """`schema`, or the equal object `schema()` handed out for the query: an edge may keep
         what it derives from a schema by the schema's identity (Flight SQL's column metadata),
         and a run's schema is a new object each time."""
-        hit = self._schemas.get(self._schema_key(sql, params, who))
-        if hit is not None and hit[0] == self._generation and hit[1].equals(schema, check_metadata=True):
-            return hit[1]
-        return schema
+        known = self._known_schema(self._schema_key(sql, params, who))
+        return known if known is not None and known.equals(schema, check_metadata=True) else schema
+
+    def _known_schema(self, key: tuple[str, tuple[type, ...], tuple[str, ...]]) -> pa.Schema | None:
+        """The schema bound for `key` since the views last changed, if any."""
+        hit = self._schemas.get(key)
+        return hit[1] if hit is not None and hit[0] == self._generation else None
 
     def _stream(
         self,
@@ -454,9 +457,9 @@ class QueryEngine:
         self.sync_views()
         key = self._schema_key(sql, params, who)
         generation = self._generation
-        hit = self._schemas.get(key)
-        if hit is not None and hit[0] == generation:
-            return hit[1]
+        known = self._known_schema(key)
+        if known is not None:
+            return known
         cursor = self.cursor()
         try:
             # Bound, not run: a run of zero rows costs a scan's set-up too (1.9 ms against 0.4 ms
