@@ -72,14 +72,19 @@ def query_sections(env: Environment, lh: Lakehouse, csv_path: Path, rows: int, t
 
 
 def _compact(lh: Lakehouse) -> str:
-    """Compact the dataset sorted by worker_id through the HTTP edge; what it did."""
+    """Compact the dataset sorted by worker_id through the HTTP edge, then wait until the server
+    holds the new version in memory as it held the old (the figures after are of that steady
+    state, not of the half second the copy takes); what it did."""
     import httpx
 
+    old_bytes = lh.total_bytes(TABLE)
+    _, held = lh.held()
     with httpx.Client(base_url=lh.http, timeout=600) as http:
         answer = http.post(f"/catalog/compact/{TABLE}", params={"order_by": "worker_id"})
         answer.raise_for_status()
         body = answer.json()
-    return f"{len(body['objects'])} objects, version {body['version']}"
+    waited = lh.hold_in_memory(queries.FILTER.text(TABLE), held_bytes=held - old_bytes + lh.total_bytes(TABLE))
+    return f"{len(body['objects'])} objects, version {body['version']}, held in memory {waited:.1f} s after the commit"
 
 
 def stage(sections: list[Section], name: str, run: Callable[[], list[Section]]) -> None:

@@ -53,8 +53,10 @@ class Measured:
 def measure_all(fns: Sequence[Callable[[int], object]], timing: Timing, warmup: int = 1) -> list[Measured | Exception]:
     """Time several functions round-robin, so that a change in the machine's load hits them
     all alike: one untimed warm-up each, then at most `timing.repeat` rounds, fewer when the
-    budget (`budget_s` per function) runs out. Each call gets a fresh `i`. A function that
-    raises drops out and its exception is returned in its place.
+    budget (`budget_s` per function) runs out. Each round starts one function further along,
+    so that no function always runs right after the same other one (whose leftovers in the
+    caches, such as an in-process scan's, would then cost it alone). Each call gets a fresh
+    `i`. A function that raises drops out and its exception is returned in its place.
 
     Not `interleaved`, each function runs its warm-up and rounds in a row: each call then
     finds the caches as its own previous call left them, where round-robin calls find them
@@ -82,8 +84,8 @@ def measure_all(fns: Sequence[Callable[[int], object]], timing: Timing, warmup: 
             call(k, i, False)
     deadline = time.monotonic() + timing.budget_s * len(fns)
     for i in range(warmup, warmup + timing.repeat):
-        for k in range(len(fns)):
-            call(k, i, True)
+        for j in range(len(fns)):
+            call((i + j) % len(fns), i, True)
         if time.monotonic() > deadline:
             break
     return [errors.get(k) or Measured(statistics.median(samples[k]), len(samples[k])) for k in range(len(fns))]
@@ -236,19 +238,36 @@ class Lakehouse:
         self.server.stop()
         self.server.start()
 
-    def hold_in_memory(self, sql: str, timeout_s: float = 60.0) -> float:
+    def hold_in_memory(self, sql: str, held_bytes: float | None = None, timeout_s: float = 60.0) -> float:
         """Query twice, then wait until the server holds a dataset in memory (`hot.py`; its
-        `lakehouse_hot_datasets` metric): warm figures are of the steady state, not of the
-        seconds the copy takes. Seconds waited."""
+        `lakehouse_hot_datasets` and `lakehouse_hot_bytes` metrics): warm figures are of the
+        steady state, not of the seconds the copy takes. With `held_bytes`, wait until the
+        copies held add up to that many Parquet bytes (a new version's copy replaced the old
+        one's). Seconds waited."""
         started = time.monotonic()
         for _ in range(2):
             httpx.post(f"{self.http}/v1/sql", json={"sql": sql}, timeout=60).raise_for_status()
         while time.monotonic() - started < timeout_s:
-            for line in httpx.get(f"{self.http}/metrics", timeout=30).text.splitlines():
-                if line.startswith("lakehouse_hot_datasets ") and float(line.split()[1]) >= 1:
-                    return time.monotonic() - started
+            datasets, nbytes = self.held()
+            if datasets >= 1 and (held_bytes is None or nbytes == held_bytes):
+                return time.monotonic() - started
             time.sleep(0.1)
         raise RuntimeError(f"the server held nothing in memory after {timeout_s:.0f} s")
+
+    def held(self) -> tuple[float, float]:
+        """Dataset versions held in memory and their Parquet bytes, from `/metrics`."""
+        values = {"lakehouse_hot_datasets": 0.0, "lakehouse_hot_bytes": 0.0}
+        for line in httpx.get(f"{self.http}/metrics", timeout=30).text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in values:
+                values[name] = float(value)
+        return values["lakehouse_hot_datasets"], values["lakehouse_hot_bytes"]
+
+    def total_bytes(self, dataset: str) -> int:
+        """The Parquet bytes of the dataset's current version, from its manifest."""
+        resp = httpx.get(f"{self.http}/catalog/manifest/{dataset}", timeout=30)
+        resp.raise_for_status()
+        return int(resp.json()["total_bytes"])
 
     def object_keys(self, dataset: str) -> list[str]:
         """The dataset's data objects, from `GET /catalog/manifest/{name}`."""
