@@ -24,6 +24,7 @@ import time
 
 import pyarrow.flight as flight
 
+from flight import thread_states
 from lakehouse import metrics
 from lakehouse.auth import ANONYMOUS, Identity
 from lakehouse.errors import Unauthenticated
@@ -67,6 +68,7 @@ class CallFactory(flight.ServerMiddlewareFactory):
         self._lake = lake
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> flight.ServerMiddleware:
+        thread_states.keep()  # the first Python of every call, on whichever gRPC thread runs it
         authorization = _first(headers, "authorization")
         method = str(info.method).rsplit(".", 1)[-1]
         try:

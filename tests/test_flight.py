@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -17,6 +20,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
+from flight import thread_states
 from flight.server import running
 from lakehouse.config import Config
 from lakehouse.errors import Unavailable
@@ -314,3 +318,38 @@ def test_refresh_action_sees_another_servers_commit(serve: ServeFactory) -> None
     put(first.client(), flight.FlightDescriptor.for_path("workers"), workers(10))
     assert action(second, "refresh") == {"datasets": 1}
     assert [i.descriptor.path for i in second.client().list_flights()] == [[b"workers"]]
+
+
+# -- Thread states ---------------------------------------------------------------------------
+
+
+def _interpreter_thread_states() -> int:
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Head.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+    api.PyThreadState_Next.restype = ctypes.c_void_p
+    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+    count, state = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Head())
+    while state:
+        count, state = count + 1, api.PyThreadState_Next(state)
+    return count
+
+
+@pytest.mark.parametrize("backend", ["local"])
+def test_grpc_threads_keep_their_python_state_and_ended_threads_leave_none(served: Served) -> None:
+    """A gRPC thread's Python thread state outlives a call (not made anew for each callback),
+    and the states of the many threads gRPC starts and retires under concurrent calls are
+    freed, not left in the interpreter."""
+    put(served.client(), flight.FlightDescriptor.for_path("w"), workers(100))
+    before = _interpreter_thread_states()
+
+    def calls(n: int) -> None:
+        with served.client() as client:
+            for _ in range(n):
+                assert client.do_get(flight.Ticket(b"SELECT count(*) AS n FROM w")).read_all().column("n").to_pylist() == [100]
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(calls, [100] * 16))
+    assert 1 <= thread_states.kept() <= len(os.listdir("/proc/self/task"))
+    assert _interpreter_thread_states() - before <= thread_states.kept() + 16
