@@ -35,7 +35,10 @@ _enabled = os.path.isdir(_TASKS)
 
 
 def keep() -> None:
-    """Keep the calling thread's Python thread state after the current callback returns."""
+    """Keep the calling thread's Python thread state after the current callback returns.
+
+    Only for threads Python did not start (pyarrow's callbacks run on gRPC's): Python frees
+    the state of a thread it started when the thread ends, whatever is kept here."""
     if not _enabled:
         return
     tid = threading.get_native_id()
