@@ -5,7 +5,7 @@ of a generated stream) on one of gRPC's own threads, entering Python through
 `PyGILState_Ensure`. A thread without a Python thread state gets a new one for the callback,
 with a 16 KB frame stack mapped from the OS, and loses both when the callback returns: some
 ten times per query, about 20 µs each (the mapping, its page faults, and the unmapping's
-TLB flush on every core), 0.2 ms of a 2.5 ms `count(*)` through ADBC. `keep()`, called as a
+TLB flush on every core): 0.1 – 0.2 ms of a 3 ms `count(*)` through ADBC. `keep()`, called as a
 call starts, takes one more reference to the calling thread's state, so the thread keeps it
 for all its later callbacks.
 
