@@ -39,8 +39,9 @@ from lakehouse.catalog import Catalog, Manifest
 from lakehouse.config import QueryConfig
 from lakehouse.errors import InvalidInput, LakehouseError, NotFound, Unavailable
 from lakehouse.running import RunningQuery, Watchdog
-from lakehouse.sandbox import check_tree, time_travels
+from lakehouse.sandbox import INFORMATION_SCHEMA, catalog_reads, check_tree, time_travels
 from lakehouse.shapes import CountAll, Lookup, Scan, shapes_of
+from lakehouse.statements import CATALOG_NAME, SCHEMA_NAME
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ _EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?
 
 
 _AT = re.compile(r"\bAT\s*\(", re.IGNORECASE)  # cheap test before a query is parsed for AT clauses
+_CATALOG_READ = re.compile(r"information_schema", re.IGNORECASE)  # the same for reads of information_schema
 
 
 def quote_name(identifier: str) -> str:
@@ -309,7 +311,7 @@ class QueryEngine:
             self.hot.used([m for m in (self.catalog.resolve(n) for n in verdict.read) if m is not None], verdict.lookup)
         for m in pinned:
             self._temporary_view(cursor, m, m.name)
-        return self._time_travel(sql, cursor)
+        return self._rewritten(sql, cursor)
 
     def _temporary_view(self, cursor: duckdb.DuckDBPyConnection, m: Manifest, name: str) -> None:
         """Version `m` as a view of this cursor alone, named `name`."""
@@ -317,20 +319,29 @@ class QueryEngine:
             raise NotFound(f"version {m.version} of dataset {m.name!r} is no longer readable: gc collected its objects")
         cursor.execute(self._view_sql(m, temporary=True, name=name))
 
-    def _time_travel(self, sql: str, cursor: duckdb.DuckDBPyConnection) -> str:
-        """`sql` with each `name AT (VERSION => n)` (or `TIMESTAMP => t`) reading a temporary
-        view of that version, named `name@n` and aliased back to what the query calls it."""
-        if not _AT.search(sql):
+    def _rewritten(self, sql: str, cursor: duckdb.DuckDBPyConnection) -> str:
+        """`sql` as it runs: each `name AT (VERSION => n)` (or `TIMESTAMP => t`) reads a
+        temporary view of that version, named `name@n` and aliased back to what the query calls
+        it, and each read of `information_schema` is narrowed to the datasets' database and
+        schema (`sandbox.catalog_reads`)."""
+        travel_at, read_catalog = _AT.search(sql), _CATALOG_READ.search(sql)
+        if not travel_at and not read_catalog:
             return sql
         tree = cursor.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()
-        travels = time_travels(tree[0][0]) if tree else []
-        text = sql.encode()
-        for travel in sorted(travels, key=lambda t: t.start, reverse=True):
+        serialized = tree[0][0] if tree else "{}"
+        spans: list[tuple[int, int, str]] = []
+        for travel in time_travels(serialized) if travel_at else []:
             m = self.catalog.at(travel.table, travel.version, travel.as_of)
             view = f"{m.name}@{m.version}"
             self._temporary_view(cursor, m, view)
-            replacement = f"{quote_name(view)} AS {quote_name(travel.alias or travel.table)}".encode()
-            text = text[: travel.start] + replacement + text[travel.start + travel.length :]
+            spans.append((travel.start, travel.length, f"{quote_name(view)} AS {quote_name(travel.alias or travel.table)}"))
+        for read in catalog_reads(serialized) if read_catalog else []:
+            database, schema = INFORMATION_SCHEMA[read.view]
+            narrowed = f"SELECT * FROM information_schema.{read.view} WHERE {database} = '{CATALOG_NAME}' AND {schema} = '{SCHEMA_NAME}'"
+            spans.append((read.start, read.length, f"({narrowed}) AS {quote_name(read.alias or read.view)}"))
+        text = sql.encode()
+        for start, length, replacement in sorted(spans, reverse=True):
+            text = text[:start] + replacement.encode() + text[start + length :]
         return text.decode()
 
     def execute(
@@ -496,7 +507,7 @@ class QueryEngine:
         cursor = self.cursor()
         try:
             self.check(sql, cursor, who)
-            signature = _seam.bind(cursor, self._time_travel(sql, cursor))
+            signature = _seam.bind(cursor, self._rewritten(sql, cursor))
             names = [name for name, _ in signature.parameters]
             types = [_decided(t) for _, t in signature.parameters]
             parameters = _seam.arrow_schema(cursor, names, types) if names else pa.schema([])

@@ -8,7 +8,8 @@ and catalog functions disclose server paths. So each query's parse tree (DuckDB'
 `json_serialize_sql`) is checked against an allowlist before it runs:
 
 * a table reference names a dataset view or a CTE of the query (optionally as `main.t` or
-  `memory.main.t`), or one of `information_schema.{tables, columns, schemata}`; a name that
+  `memory.main.t`), or one of `information_schema.{tables, columns, schemata}` (which the
+  engine narrows to the datasets', see `catalog_reads`); a name that
   would be a file (`FROM 'x.parquet'`), DuckDB's internal views and `sqlite_master` are not;
 * table functions are limited to those that compute rows (`range`, `unnest`, ...), so no
   `read_parquet`, `read_blob`, `glob` or `duckdb_settings()`;
@@ -32,7 +33,9 @@ from lakehouse.errors import InvalidInput
 TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "repeat", "repeat_row", "generate_subscripts"})
 DENIED_FUNCTIONS = frozenset({"current_setting", "getenv", "getvariable"})
 DENIED_FUNCTION_PREFIXES = ("duckdb_", "pragma_")
-INFORMATION_SCHEMA = frozenset({"tables", "columns", "schemata"})
+INFORMATION_SCHEMA = {"tables": ("table_catalog", "table_schema"), "columns": ("table_catalog", "table_schema"), "schemata": ("catalog_name", "schema_name")}
+"""The `information_schema` views a query may read, with the columns that name each row's
+database and schema (a read is narrowed to the datasets' own, see `catalog_reads`)."""
 SCHEMAS = frozenset({"", "main"})
 CATALOGS = frozenset({"", "memory"})
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -126,6 +129,29 @@ class TimeTravel:
     alias: str
     version: int | None
     as_of: datetime | None
+
+
+@dataclass(frozen=True)
+class CatalogRead:
+    """A read of one of the `INFORMATION_SCHEMA` views: `start` and `length` are the byte span
+    of the reference in the query text (alias included)."""
+
+    start: int
+    length: int
+    view: str
+    alias: str
+
+
+def catalog_reads(serialized: str) -> list[CatalogRead]:
+    """The reads of `information_schema` in a checked query (`json_serialize_sql` output).
+    DuckDB's views list every database the engine has attached, so a query would also see
+    the in-memory copies of datasets (`hot.py`) and a cursor's temporary views; the engine
+    narrows each read to the datasets' database and schema."""
+    return [
+        CatalogRead(int(node["query_location"]), int(node["query_location_length"]), str(node["table_name"]).lower(), str(node.get("alias") or ""))
+        for node in nodes(json.loads(serialized))
+        if node.get("type") == "BASE_TABLE" and str(node.get("schema_name") or "").lower() == "information_schema"
+    ]
 
 
 def time_travels(serialized: str) -> list[TimeTravel]:

@@ -227,6 +227,23 @@ def _held(lake: Lake, name: str, timeout: float = 10.0) -> bool:
     return False
 
 
+def test_information_schema_shows_the_datasets_and_nothing_the_engine_keeps_for_itself(workers: Lake) -> None:
+    """DuckDB's information_schema lists every database the engine attaches: a held
+    dataset's in-memory copy and a time-travel query's temporary view would show as tables a
+    client cannot query; a query sees the datasets' catalog and schema only."""
+    for _ in range(2):
+        rows(workers, "SELECT * FROM workers WHERE id = 1")
+    assert _held(workers, "workers")
+    assert rows(workers, "SELECT table_catalog, table_schema, table_name FROM information_schema.tables ORDER BY table_name") == [
+        {"table_catalog": "memory", "table_schema": "main", "table_name": name} for name in ("roles", "workers")
+    ]
+    assert rows(workers, "SELECT catalog_name, schema_name FROM INFORMATION_SCHEMA.SCHEMATA") == [{"catalog_name": "memory", "schema_name": "main"}]
+    # Aliases, joins and time travel in the same query keep working.
+    joined = "SELECT t.table_name, count(*) AS n, (SELECT count(*) FROM workers AT (VERSION => 1)) AS w FROM information_schema.tables AS t JOIN information_schema.columns c USING (table_name) GROUP BY ALL ORDER BY 1"
+    assert rows(workers, joined) == [{"table_name": "roles", "n": 2, "w": 10_000}, {"table_name": "workers", "n": 4, "w": 10_000}]
+    assert workers.query_schema("SELECT table_name FROM information_schema.tables").names == ["table_name"]
+
+
 def test_a_dataset_queried_twice_is_held_in_memory_with_the_same_answers(workers: Lake) -> None:
     queries = [
         "SELECT * FROM workers ORDER BY id", "SELECT role, count(*) AS n, sum(rate) AS r FROM workers WHERE state = 'IL' GROUP BY role ORDER BY role",
