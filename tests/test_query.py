@@ -238,6 +238,9 @@ def test_information_schema_shows_the_datasets_and_nothing_the_engine_keeps_for_
         {"table_catalog": "memory", "table_schema": "main", "table_name": name} for name in ("roles", "workers")
     ]
     assert rows(workers, "SELECT catalog_name, schema_name FROM INFORMATION_SCHEMA.SCHEMATA") == [{"catalog_name": "memory", "schema_name": "main"}]
+    assert rows(workers, "SELECT DISTINCT table_catalog, table_name FROM information_schema.columns ORDER BY table_name") == [
+        {"table_catalog": "memory", "table_name": name} for name in ("roles", "workers")
+    ]
     # Aliases, joins and time travel in the same query keep working.
     joined = "SELECT t.table_name, count(*) AS n, (SELECT count(*) FROM workers AT (VERSION => 1)) AS w FROM information_schema.tables AS t JOIN information_schema.columns c USING (table_name) GROUP BY ALL ORDER BY 1"
     assert rows(workers, joined) == [{"table_name": "roles", "n": 2, "w": 10_000}, {"table_name": "workers", "n": 4, "w": 10_000}]
